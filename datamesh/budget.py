@@ -1,0 +1,96 @@
+"""The budget preflight: refuse before applying when the platform cannot fit on the nodes.
+
+Pods whose requests exceed what is free stay Pending with "Insufficient memory"; saying so
+before anything is applied saves a half-converged platform. Free means the schedulable nodes'
+allocatable minus what pods that are not ours already request.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from kubernetes.utils.quantity import parse_quantity
+
+from datamesh.cluster import Cluster
+from datamesh.errors import DatameshError
+from datamesh.inventory import Inventory
+
+WORKLOADS = ("StatefulSet", "Deployment", "ReplicaSet", "DaemonSet")
+OURS = ("app.kubernetes.io/part-of", "datamesh")
+
+
+def pod_requests(pod_spec: dict) -> dict[str, Decimal]:
+    """CPU and memory a pod asks for: its containers' sum, or its largest init container."""
+    def total(containers: list[dict]) -> dict[str, Decimal]:
+        out = {"cpu": Decimal(0), "memory": Decimal(0)}
+        for container in containers:
+            requests = (container.get("resources") or {}).get("requests") or {}
+            for resource in out:
+                if resource in requests:
+                    out[resource] += parse_quantity(requests[resource])
+        return out
+
+    main = total(pod_spec.get("containers", []))
+    for init in pod_spec.get("initContainers") or []:
+        single = total([init])
+        for resource in main:
+            main[resource] = max(main[resource], single[resource])
+    return main
+
+
+def requested(manifests: list[dict], extra: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
+    """The sum of requests of every long-running pod the manifests will create."""
+    out = {"cpu": Decimal(0), "memory": Decimal(0)}
+    for obj in manifests:
+        if obj["kind"] not in WORKLOADS:
+            continue
+        replicas = obj["spec"].get("replicas", 1)
+        for resource, amount in pod_requests(obj["spec"]["template"]["spec"]).items():
+            out[resource] += amount * replicas
+    for resource, amount in (extra or {}).items():
+        out[resource] += amount
+    return out
+
+
+def free(nodes: list[dict], pods: list[dict]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Allocatable of schedulable nodes, and what pods not managed by datamesh already request."""
+    allocatable = {"cpu": Decimal(0), "memory": Decimal(0)}
+    for node in nodes:
+        if node.get("spec", {}).get("unschedulable"):
+            continue
+        for resource in allocatable:
+            allocatable[resource] += parse_quantity(node.get("status", {}).get("allocatable", {}).get(resource, "0"))
+    used = {"cpu": Decimal(0), "memory": Decimal(0)}
+    for pod in pods:
+        if pod.get("metadata", {}).get("labels", {}).get(OURS[0]) == OURS[1]:
+            continue
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for resource, amount in pod_requests(pod.get("spec", {})).items():
+            used[resource] += amount
+    return allocatable, used
+
+
+def check(want: dict[str, Decimal], allocatable: dict[str, Decimal], used: dict[str, Decimal], inventory: Inventory) -> None:
+    short = [r for r in ("cpu", "memory") if want[r] > allocatable[r] - used[r]]
+    if not short:
+        return
+    raise DatameshError(
+        f"the platform requests {show(want)} but the cluster's nodes have {show(allocatable)} allocatable, "
+        f"of which other pods already request {show(used)}, so {' and '.join(short)} will not fit; "
+        f"give the cluster more resources or lower resources.* in {inventory.path.name}."
+    )
+
+
+def preflight(cluster: Cluster, manifests: list[dict], inventory: Inventory) -> None:
+    nodes = cluster.nodes()
+    if not nodes:
+        raise DatameshError(f"the cluster at {cluster.server} has no nodes to run the platform on: {cluster.hint}.")
+    allocatable, used = free(nodes, cluster.list("v1", "Pod"))
+    check(requested(manifests), allocatable, used, inventory)
+
+
+def show(amounts: dict[str, Decimal]) -> str:
+    cpu = amounts["cpu"].normalize()
+    memory = amounts["memory"] / Decimal(2**30)
+    return f"{cpu:f} CPU and {memory:.1f} GiB memory"

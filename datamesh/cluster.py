@@ -1,0 +1,299 @@
+"""The only module that talks to the Kubernetes API.
+
+Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, all
+through the official client's ApiClient. Discovery runs once per `Cluster` (one request per
+API group-version in use). Transient failures (connection reset, 409, 429, 5xx) are retried with
+tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import quote, urlencode
+
+import tenacity
+import urllib3
+from kubernetes import client, config
+
+from datamesh.errors import DatameshError
+from datamesh.inventory import Inventory
+
+FIELD_MANAGER = "datamesh"
+USER_AGENT = "datamesh/0.1"
+TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
+REQUEST_TIMEOUT = (5, 60)
+PING_ATTEMPT_SECONDS = 3
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API, as discovery reported it."""
+
+    group_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/api/{self.group_version}" if "/" not in self.group_version else f"/apis/{self.group_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        return f"{base}/{quote(name, safe='')}" if name else base
+
+
+class ApiError(Exception):
+    """A non-transient error answer from the API server."""
+
+    def __init__(self, status: int, reason: str, body: dict | None):
+        self.status = status
+        self.reason = reason
+        self.body = body or {}
+        super().__init__(self.body.get("message") or f"{status} {reason}")
+
+
+class _Transient(Exception):
+    """A failure worth retrying: the server or the connection may recover."""
+
+
+def ref(obj: dict) -> str:
+    """`Kind namespace/name`, the way every message names an object."""
+    meta = obj.get("metadata", {})
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind')} {where}{meta.get('name')}"
+
+
+class Cluster:
+    """A connection to one kube context; every API call of the tool goes through it."""
+
+    def __init__(self, inventory: Inventory):
+        settings = inventory["cluster"]
+        self.hint = settings["hint"]
+        self.api_timeout = inventory["timeouts"]["api"]
+        self.retry_seconds = inventory["timeouts"]["retry"]
+        self.kubeconfig = _kubeconfig_path(settings["kubeconfig"])
+        self.context = settings["context"]
+        self.server = "?"
+        self.requests: dict[str, int] = {}
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._discovered: set[str] = set()
+        self.api = self._client(inventory)
+
+    def _client(self, inventory: Inventory) -> client.ApiClient:
+        if not self.kubeconfig.is_file():
+            raise DatameshError(
+                f"no kubeconfig at {self.kubeconfig} (set cluster.kubeconfig in {inventory.path.name} or KUBECONFIG): {self.hint}."
+            )
+        try:
+            contexts, current = config.list_kube_config_contexts(str(self.kubeconfig))
+        except Exception as exc:  # the loader raises several types for one cause: an unreadable file
+            raise DatameshError(f"cannot read kubeconfig {self.kubeconfig} ({exc}); fix or regenerate it.") from exc
+        names = [c["name"] for c in contexts]
+        self.context = self.context or (current or {}).get("name")
+        if self.context not in names:
+            raise DatameshError(
+                f"kube context '{self.context}' is not in {self.kubeconfig} (it has: {', '.join(names) or 'none'}): {self.hint}."
+            )
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(str(self.kubeconfig), context=self.context, client_configuration=configuration)
+        except Exception as exc:
+            raise DatameshError(f"cannot use kube context '{self.context}' from {self.kubeconfig} ({exc}).") from exc
+        configuration.retries = False
+        self.server = configuration.host
+        api = client.ApiClient(configuration)
+        api.user_agent = USER_AGENT
+        return api
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, query: dict | None = None, body: Any = None,
+              content_type: str = "application/json", timeout: Any = REQUEST_TIMEOUT) -> dict:
+        """One HTTP request; returns the decoded JSON answer, or raises ApiError / _Transient."""
+        query = {k: v for k, v in (query or {}).items() if v is not None}
+        url_path = path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers, _, _ = self.api.param_serialize(
+            method, url_path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        payload = json.dumps(body) if body is not None else None
+        self.requests[method] = self.requests.get(method, 0) + 1
+        try:
+            response = self.api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)
+            data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _Transient(_reason(exc)) from exc
+        text = data.decode() if isinstance(data, bytes) else (data or "")
+        try:
+            decoded = json.loads(text) if text else {}
+        except ValueError:
+            decoded = {"message": text[:200]}
+        if 200 <= response.status < 300:
+            return decoded
+        if response.status in TRANSIENT_STATUS:
+            raise _Transient(f"{response.status} {decoded.get('message', response.reason)}")
+        raise ApiError(response.status, response.reason, decoded)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> dict:
+        """`_send` with tenacity retries of transient failures for `timeouts.retry` seconds."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_delay(self.retry_seconds),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+        )
+        try:
+            return retrying(self._send, method, path, **kwargs)
+        except _Transient as exc:
+            raise DatameshError(
+                f"the Kubernetes API at {self.server} kept failing for {self.retry_seconds} s ({exc}) on {method} {path}; "
+                f"check the cluster and re-run: {self.hint}."
+            ) from exc
+
+    def ping(self) -> str:
+        """Check the API answers within `timeouts.api` seconds; return its version."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_delay(max(self.api_timeout - PING_ATTEMPT_SECONDS - 1, 0)),
+            wait=tenacity.wait_fixed(1),
+            reraise=True,
+        )
+        try:
+            answer = retrying(self._send, "GET", "/version", timeout=PING_ATTEMPT_SECONDS)
+        except _Transient as exc:
+            raise DatameshError(
+                f"cannot reach the Kubernetes API of context '{self.context}' at {self.server} ({exc}): {self.hint}."
+            ) from exc
+        except ApiError as exc:
+            raise DatameshError(
+                f"the Kubernetes API of context '{self.context}' at {self.server} refused the tool ({exc.status} {exc}); "
+                f"check the credentials of that context in {self.kubeconfig}."
+            ) from exc
+        return answer.get("gitVersion", "?")
+
+    # -- discovery ------------------------------------------------------------------------
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        key = (api_version, kind)
+        if key not in self._resources and api_version not in self._discovered:
+            self._discover(api_version)
+        if key not in self._resources:
+            raise DatameshError(f"the cluster at {self.server} does not serve {kind} in {api_version}; it may be too old for datamesh.")
+        return self._resources[key]
+
+    def _discover(self, api_version: str) -> None:
+        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        try:
+            answer = self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                answer = {"resources": []}
+            else:
+                raise
+        self._discovered.add(api_version)
+        for item in answer.get("resources", []):
+            if "/" in item["name"]:
+                continue
+            self._resources[(api_version, item["kind"])] = Resource(api_version, item["kind"], item["name"], item["namespaced"])
+
+    # -- objects --------------------------------------------------------------------------
+
+    def _object_path(self, obj: dict) -> str:
+        meta = obj["metadata"]
+        return self.resource(obj["apiVersion"], obj["kind"]).path(meta.get("namespace"), meta["name"])
+
+    def get(self, obj: dict) -> dict | None:
+        """The live object with the same kind, namespace and name, or None."""
+        try:
+            return self.request("GET", self._object_path(obj))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise self._failed("read", obj, exc) from exc
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             labels: str | None = None, fields: str | None = None) -> list[dict]:
+        resource = self.resource(api_version, kind)
+        try:
+            answer = self.request("GET", resource.path(namespace), query={"labelSelector": labels, "fieldSelector": fields})
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise DatameshError(f"cannot list {kind} in {namespace or 'the cluster'} ({exc.status} {exc}).") from exc
+        items = answer.get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def apply(self, obj: dict, dry_run: bool = False) -> dict:
+        """Server-side apply of one object, forcing our field ownership."""
+        query = {"fieldManager": FIELD_MANAGER, "force": "true", "dryRun": "All" if dry_run else None}
+        try:
+            return self.request("PATCH", self._object_path(obj), query=query, body=obj,
+                                content_type="application/apply-patch+yaml")
+        except ApiError as exc:
+            raise self._failed("apply", obj, exc) from exc
+
+    def delete(self, obj: dict, propagation: str = "Background") -> bool:
+        """Delete one object; False when it was already gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            self.request("DELETE", self._object_path(obj), body=body)
+            return True
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise self._failed("delete", obj, exc) from exc
+
+    def _failed(self, action: str, obj: dict, exc: ApiError) -> DatameshError:
+        return DatameshError(f"the API server refused to {action} {ref(obj)} ({exc.status}: {exc}).")
+
+    # -- facts used by the engine --------------------------------------------------------
+
+    def nodes(self) -> list[dict]:
+        return self.list("v1", "Node")
+
+    def events(self, namespace: str, name: str) -> list[dict]:
+        events = self.list("v1", "Event", namespace, fields=f"involvedObject.name={name}")
+        return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    def pods(self, namespace: str, selector: dict[str, str]) -> list[dict]:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        return self.list("v1", "Pod", namespace, labels=labels)
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[dict]:
+        return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, labels=f"kubernetes.io/service-name={service}")
+
+
+def _kubeconfig_path(configured: str | None) -> Path:
+    if configured:
+        return Path(configured).expanduser()
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0]).expanduser()
+    return Path("~/.kube/config").expanduser()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("timed out", f"no answer within {PING_ATTEMPT_SECONDS} s"),
+        ("Read timed out", "no answer"),
+        ("Name or service not known", "the server name does not resolve"),
+        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed"),
+    ):
+        if needle in text:
+            return reason
+    return type(exc).__name__
+
+
+def names(objects: Iterable[dict]) -> list[str]:
+    return [ref(o) for o in objects]

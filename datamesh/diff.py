@@ -1,0 +1,141 @@
+"""Decide, without writing, whether a live object already has the desired state.
+
+An object needs an apply when it is missing, when the desired manifest changed since our last
+apply (a fingerprint annotation records it, so a field we stopped setting is noticed), or when a
+field we set was changed behind our back (the desired manifest is no longer a subset of the live
+object). Fields the API server adds (defaults, status, managedFields) never count as drift.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import difflib
+import hashlib
+import json
+import secrets
+from typing import Any
+
+import yaml
+from kubernetes.utils.quantity import parse_quantity
+
+FINGERPRINT = "datamesh.io/fingerprint"
+GENERATED = "datamesh.io/generated-keys"
+SERVER_FIELDS = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink")
+QUANTITY_PARENTS = {"requests", "limits", "capacity", "allocatable", "hard"}
+
+
+def fingerprint(desired: dict) -> str:
+    body = copy.deepcopy(desired)
+    body.get("metadata", {}).get("annotations", {}).pop(FINGERPRINT, None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stamp(desired: dict) -> dict:
+    """The manifest to apply: the desired one with its fingerprint annotation."""
+    stamped = copy.deepcopy(desired)
+    stamped["metadata"].setdefault("annotations", {})[FINGERPRINT] = fingerprint(desired)
+    return stamped
+
+
+def generated_keys(desired: dict) -> list[str]:
+    annotation = desired.get("metadata", {}).get("annotations", {}).get(GENERATED, "")
+    return [key for key in annotation.split(",") if key]
+
+
+def fill_generated(desired: dict, live: dict | None) -> dict:
+    """Give a Secret's generated keys their live values, or new random ones the first time.
+
+    Rendering stays pure (generated keys render empty); a value generated once is read back
+    from the cluster on every later run and never changes.
+    """
+    keys = generated_keys(desired)
+    if not keys:
+        return desired
+    filled = copy.deepcopy(desired)
+    live_data = (live or {}).get("data") or {}
+    for key in keys:
+        filled["data"][key] = live_data.get(key) or base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
+    return filled
+
+
+def needs_apply(desired: dict, live: dict | None) -> bool:
+    """True when applying `desired` (already stamped) would change the live object."""
+    if live is None:
+        return True
+    want = desired["metadata"].get("annotations", {}).get(FINGERPRINT)
+    have = live.get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+    return want != have or not is_subset(desired, live)
+
+
+def is_subset(desired: Any, live: Any, parent: str = "") -> bool:
+    """Every field of `desired` is present in `live` with an equal value."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return False
+        return all(key in live and is_subset(value, live[key], key) for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return False
+        return all(is_subset(d, l, parent) for d, l in zip(desired, live))
+    if desired == live:
+        return True
+    return _same_quantity(desired, live, parent)
+
+
+def _same_quantity(desired: Any, live: Any, parent: str) -> bool:
+    """The API server stores quantities canonically: '0.5' comes back as '500m'."""
+    if parent not in QUANTITY_PARENTS and parent not in {"storage", "cpu", "memory"}:
+        return False
+    try:
+        return parse_quantity(desired) == parse_quantity(live)
+    except (ValueError, TypeError):
+        return False
+
+
+def drifted_fields(desired: Any, live: Any, path: str = "") -> list[str]:
+    """The dotted paths where `live` no longer holds what `desired` sets."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        found: list[str] = []
+        for key, value in desired.items():
+            where = f"{path}.{key}" if path else key
+            if key not in live:
+                found.append(where)
+            else:
+                found.extend(drifted_fields(value, live[key], where))
+        return found
+    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
+        found = []
+        for index, (d, l) in enumerate(zip(desired, live)):
+            found.extend(drifted_fields(d, l, f"{path}[{index}]"))
+        return found
+    parent = path.rsplit(".", 1)[-1].split("[")[0]
+    return [] if is_subset(desired, live, parent) else [path]
+
+
+def clean(obj: dict, redact: bool = False) -> dict:
+    """The object without server bookkeeping, for showing a diff; Secret values hidden."""
+    shown = copy.deepcopy(obj)
+    shown.pop("status", None)
+    meta = shown.get("metadata", {})
+    for key in SERVER_FIELDS:
+        meta.pop(key, None)
+    meta.get("annotations", {}).pop(FINGERPRINT, None)
+    if not meta.get("annotations"):
+        meta.pop("annotations", None)
+    if redact and shown.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if field in shown:
+                shown[field] = {key: _hidden(value) for key, value in shown[field].items()}
+    return shown
+
+
+def _hidden(value: str) -> str:
+    return "(hidden, sha256 " + hashlib.sha256(str(value).encode()).hexdigest()[:8] + ")"
+
+
+def unified(before: dict | None, after: dict, label: str) -> list[str]:
+    """A unified YAML diff of two objects as `plan` prints it."""
+    old = yaml.safe_dump(clean(before, redact=True), sort_keys=True).splitlines() if before else []
+    new = yaml.safe_dump(clean(after, redact=True), sort_keys=True).splitlines()
+    return list(difflib.unified_diff(old, new, f"live {label}", f"desired {label}", n=2, lineterm=""))

@@ -1,0 +1,83 @@
+"""Pure helpers the roles' render functions share: labels, metadata and the static files."""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from datamesh import ROOT
+
+FILES = ROOT / "files"
+PART_OF = "datamesh"
+
+
+def labels(component: str, name: str | None = None) -> dict[str, str]:
+    """The labels every object carries; `down` deletes only what has them."""
+    out = {
+        "app.kubernetes.io/managed-by": "datamesh",
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": component,
+    }
+    if name:
+        out["app.kubernetes.io/name"] = name
+    return out
+
+
+def selector(name: str) -> dict[str, str]:
+    """Pod selector of a workload: stable for its lifetime, so never includes mutable labels."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def metadata(component: str, name: str, namespace: str | None = None, **extra: Any) -> dict:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {**labels(component, name), **extra.pop("labels", {})}
+    meta.update(extra)
+    return meta
+
+
+def secret_name(service: str) -> str:
+    """The Secret holding a service's credentials, rendered by the credentials role."""
+    return f"{service}-credentials"
+
+
+def secret_ref(secret: str, key: str) -> dict:
+    return {"secretKeyRef": {"name": secret, "key": key}}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def read(relative: str) -> str:
+    """A file under files/, read as text."""
+    return (FILES / relative).read_text()
+
+
+@lru_cache(maxsize=1)
+def platform() -> dict:
+    """files/platform.yml: the names every role agrees on."""
+    return yaml.safe_load(read("platform.yml"))
+
+
+class _Dumper(yaml.SafeDumper):
+    """Readable YAML: block style for multi-line text, no anchors for shared dicts."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_all(objects: list[dict]) -> str:
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)

@@ -1,0 +1,161 @@
+"""Playbooks: which roles run, in which order, and the runs themselves (up, plan, render).
+
+`playbooks/<name>.yml` lists roles in order. `--only` and `--skip` select a subset; a selection
+that leaves out a dependency of a selected role is refused with the dependency named, never
+silently widened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from datamesh import ROOT, diff, role as roles
+from datamesh.budget import preflight
+from datamesh.cluster import Cluster
+from datamesh.errors import DatameshError
+from datamesh.inventory import Inventory
+from datamesh.manifests import dump_all
+from datamesh.report import Reporter
+from datamesh.role import Result, Role
+
+PLAYBOOK_DIR = ROOT / "playbooks"
+
+
+@dataclass
+class Playbook:
+    name: str
+    roles: list[Role]
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.roles]
+
+
+def load(name: str) -> Playbook:
+    path = PLAYBOOK_DIR / f"{name}.yml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise DatameshError(f"playbook {path.relative_to(ROOT)} cannot be read ({exc.strerror}).") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("roles"), list):
+        raise DatameshError(f"playbook {path.relative_to(ROOT)} must be a mapping with a 'roles:' list.")
+    loaded = [roles.load(str(n)) for n in data["roles"]]
+    seen: set[str] = set()
+    for role in loaded:
+        missing = [d for d in role.depends_on if d not in seen]
+        if missing:
+            raise DatameshError(
+                f"playbook {path.relative_to(ROOT)} runs {role.name} before its dependencies {', '.join(missing)}; move them earlier."
+            )
+        seen.add(role.name)
+    return Playbook(name, loaded)
+
+
+def parse_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Role]:
+    """The roles to run; refuses unknown names and selections missing a dependency."""
+    only, skip = list(only), list(skip)
+    known = playbook.names()
+    for flag, names in (("--only", only), ("--skip", skip)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise DatameshError(
+                f"{flag} names {', '.join(unknown)}, which the {playbook.name} playbook does not have; roles are: {', '.join(known)}."
+            )
+    chosen = [r for r in playbook.roles if (not only or r.name in only) and r.name not in skip]
+    names = {r.name for r in chosen}
+    for role in chosen:
+        missing = [d for d in role.depends_on if d not in names]
+        if missing:
+            need = ", ".join(missing)
+            raise DatameshError(
+                f"role {role.name} depends on {need}, which this selection leaves out; "
+                f"add {need} to --only or take it out of --skip."
+            )
+    if not chosen:
+        raise DatameshError("the selection leaves no role to run; check --only and --skip.")
+    return chosen
+
+
+def render_all(selected: list[Role], inventory: Inventory) -> dict[str, list[dict]]:
+    return {role.name: role.render(inventory.vars) for role in selected}
+
+
+def write_rendered(rendered: dict[str, list[dict]], out: Path) -> list[Path]:
+    """One YAML file per role, numbered in playbook order so `kubectl apply -f DIR` keeps it."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, (name, manifests) in enumerate(rendered.items()):
+        path = out / f"{index:02d}-{name}.yaml"
+        path.write_text(dump_all(manifests))
+        written.append(path)
+    return written
+
+
+def connect(inventory: Inventory, reporter: Reporter) -> Cluster:
+    cluster = Cluster(inventory)
+    version = cluster.ping()
+    reporter.line(f"cluster: context {cluster.context} at {cluster.server} (Kubernetes {version})")
+    return cluster
+
+
+def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
+    """Converge the selected roles in order; after a failed role the rest are skipped."""
+    rendered = render_all(selected, inventory)
+    cluster = connect(inventory, reporter)
+    preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
+    results: list[Result] = []
+    failed = False
+    for role in selected:
+        result = Result(role.name)
+        results.append(result)
+        if failed:
+            result.skipped = True
+            reporter.role_skipped(role.name)
+            continue
+        reporter.role_start(role.name)
+        try:
+            planned = roles.check(cluster, rendered[role.name])
+            roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
+            result.objects = [roles.object_result(item) for item in planned]
+            roles.wait(cluster, planned, inventory["timeouts"]["ready"], on_poll=reporter.waiting)
+        except DatameshError as exc:
+            result.error = str(exc)
+            failed = True
+            reporter.role_failed(role.name, result.error)
+    reporter.requests = dict(cluster.requests)
+    return results
+
+
+@dataclass
+class PlanEntry:
+    role: str
+    ref: str
+    action: str
+    diff: list[str]
+
+
+def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[PlanEntry]:
+    """What `up` would change, per object, with a server-side dry run of each update."""
+    rendered = render_all(selected, inventory)
+    cluster = connect(inventory, reporter)
+    preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
+    entries = []
+    for role in selected:
+        for item in roles.check(cluster, rendered[role.name]):
+            label = roles.object_result(item).ref
+            if item.action == "update":
+                after = cluster.apply(item.desired, dry_run=True)
+                lines = diff.unified(item.live, after, label)
+            elif item.action == "create":
+                lines = diff.unified(None, item.desired, label)
+            else:
+                lines = []
+            entries.append(PlanEntry(role.name, label, item.action, lines))
+    return entries

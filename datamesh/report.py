@@ -1,0 +1,73 @@
+"""Progress while a playbook runs, the Ansible-style recap after it, and the JSON report."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from datamesh.role import STATUSES, ObjectResult, Result
+
+
+class Reporter:
+    """Prints one line per object as it settles and a line per wait, then the recap."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self.started = time.monotonic()
+        self.requests: dict[str, int] = {}
+        self._last_wait: dict[str, str] = {}
+
+    def line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def role_start(self, name: str) -> None:
+        self.line(f"\nROLE [{name}] " + "*" * max(3, 60 - len(name)))
+
+    def role_skipped(self, name: str) -> None:
+        self.line(f"\nROLE [{name}] skipped: an earlier role failed")
+
+    def role_failed(self, name: str, error: str) -> None:
+        self.line(f"  failed:  {error}")
+
+    def object_done(self, result: ObjectResult) -> None:
+        action = f" ({result.action}d)" if result.action in ("create", "update") else ""
+        self.line(f"  {result.status + ':':9}{result.ref}{action}")
+
+    def waiting(self, obj: dict, why: str) -> None:
+        key = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+        if self._last_wait.get(key) != why:
+            self._last_wait[key] = why
+            self.line(f"  waiting: {key} ({why}, {time.monotonic() - self.started:.0f}s)")
+
+    def recap(self, results: list[Result]) -> None:
+        self.line("\nRECAP " + "*" * 60)
+        width = max((len(r.role) for r in results), default=10)
+        for result in results:
+            counts = totals([result])
+            self.line(f"{result.role:<{width}} : " + "  ".join(f"{s}={counts[s]}" for s in STATUSES))
+        overall = totals(results)
+        self.line(f"{'total':<{width}} : " + "  ".join(f"{s}={overall[s]}" for s in STATUSES)
+                  + f"  ({time.monotonic() - self.started:.1f}s)")
+
+
+def totals(results: list[Result]) -> dict[str, int]:
+    """Per-object counts; a failed role with no object counts one failure, a skipped role one skip."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for result in results:
+        if result.skipped:
+            counts["skipped"] += 1
+            continue
+        for status in STATUSES:
+            counts[status] += result.count(status)
+        if result.failed:
+            counts["failed"] += 1
+    return counts
+
+
+def write_json(results: list[Result], path: Path) -> None:
+    document = {"totals": totals(results), "roles": [r.to_json() for r in results]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")

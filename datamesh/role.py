@@ -1,0 +1,157 @@
+"""The role contract: pure render, then check, apply and wait, giving one Result per role.
+
+A role is a folder `roles/<name>/` whose `render.py` defines `render(vars) -> list[dict]` (pure:
+no API, no randomness) and `DEPENDS_ON` (the roles that must have run before it). The engine
+runs the steps the same way for every role, so roles stay data; a role's own checks
+(`roles/<name>/verify.py`) belong to `invoke verify`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable
+
+from datamesh import ROOT, diff
+from datamesh.cluster import Cluster, ref
+from datamesh.errors import DatameshError
+from datamesh.wait import PREDICATES, wait_ready
+
+ROLES_DIR = ROOT / "roles"
+STATUSES = ("ok", "changed", "failed", "skipped")
+
+
+@dataclass
+class ObjectResult:
+    kind: str
+    namespace: str | None
+    name: str
+    status: str
+    action: str = "none"
+    message: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name,
+                "status": self.status, "action": self.action, "message": self.message}
+
+
+@dataclass
+class Result:
+    """What one role did: one entry per object, and the role's own failure if any."""
+
+    role: str
+    objects: list[ObjectResult] = field(default_factory=list)
+    error: str = ""
+    skipped: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.objects if o.status == status)
+
+    def to_json(self) -> dict:
+        return {"name": self.role, "error": self.error or None,
+                "objects": [o.to_json() for o in self.objects]}
+
+
+@dataclass
+class Role:
+    name: str
+    module: ModuleType
+
+    @property
+    def depends_on(self) -> list[str]:
+        return list(getattr(self.module, "DEPENDS_ON", []))
+
+    @property
+    def description(self) -> str:
+        return (self.module.__doc__ or "").strip().splitlines()[0] if self.module.__doc__ else ""
+
+    def render(self, vars: dict[str, Any]) -> list[dict]:
+        manifests = self.module.render(vars)
+        for obj in manifests:
+            _check_shape(self.name, obj)
+        return manifests
+
+
+def load(name: str) -> Role:
+    path = ROLES_DIR / name / "render.py"
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in ROLES_DIR.iterdir() if (p / "render.py").is_file()))
+        raise DatameshError(f"there is no role '{name}' (no {path.relative_to(ROOT)}); roles are: {known}.")
+    spec = importlib.util.spec_from_file_location(f"datamesh_roles.{name.replace('-', '_')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "render", None)):
+        raise DatameshError(f"{path.relative_to(ROOT)} defines no render(vars) function.")
+    return Role(name, module)
+
+
+def _check_shape(role: str, obj: dict) -> None:
+    labels = obj.get("metadata", {}).get("labels", {})
+    if labels.get("app.kubernetes.io/managed-by") != "datamesh" or labels.get("app.kubernetes.io/component") != role:
+        raise DatameshError(f"role {role} rendered {ref(obj)} without the managed-by=datamesh and component={role} labels.")
+
+
+# -- the steps ------------------------------------------------------------------------------
+
+@dataclass
+class Planned:
+    """One object after the check step: what to apply and whether it differs from live."""
+
+    desired: dict
+    live: dict | None
+    changed: bool
+
+    @property
+    def action(self) -> str:
+        return "create" if self.live is None else ("update" if self.changed else "none")
+
+
+def check(cluster: Cluster, manifests: list[dict]) -> list[Planned]:
+    """Read each object once and decide whether it differs from what the role renders."""
+    planned = []
+    for obj in manifests:
+        live = cluster.get(obj)
+        desired = diff.fill_generated(diff.stamp(obj), live)
+        planned.append(Planned(desired, live, diff.needs_apply(desired, live)))
+    return planned
+
+
+def apply(cluster: Cluster, planned: list[Planned], on_object: Callable[[Planned], None] | None = None) -> None:
+    """Server-side apply of the objects that differ, in render order; nothing else is written."""
+    for item in planned:
+        if item.changed:
+            item.live = cluster.apply(item.desired)
+        if on_object:
+            on_object(item)
+
+
+def wait(cluster: Cluster, planned: list[Planned], timeout: int,
+         on_poll: Callable[[dict, str], None] | None = None) -> None:
+    """Wait for the role's objects to be ready; unchanged objects already ready cost no request."""
+    waiting = []
+    for item in planned:
+        kind = item.desired["kind"]
+        if kind not in PREDICATES and kind != "Service":
+            continue
+        if not item.changed and (kind == "Service" or PREDICATES[kind](item.live)[0]):
+            continue
+        waiting.append(item.desired)
+    if waiting:
+        wait_ready(cluster, waiting, timeout, on_poll)
+
+
+def object_result(item: Planned, status: str | None = None, message: str = "") -> ObjectResult:
+    meta = item.desired["metadata"]
+    return ObjectResult(
+        kind=item.desired["kind"], namespace=meta.get("namespace"), name=meta["name"],
+        status=status or ("changed" if item.changed else "ok"), action=item.action, message=message,
+    )

@@ -1,0 +1,53 @@
+"""`invoke status`: each component's objects and readiness, its addresses, where its logins are."""
+
+from __future__ import annotations
+
+from datamesh.cluster import Cluster, ref
+from datamesh.diff import GENERATED
+from datamesh.inventory import Inventory
+from datamesh.report import Reporter
+from datamesh.role import Role
+from datamesh.wait import PREDICATES, readiness
+
+
+def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
+    """Print the status table; True when every object exists and is ready."""
+    healthy = True
+    secrets, addresses = [], []
+    for role in selected:
+        rows = []
+        for obj in role.render(inventory.vars):
+            live = cluster.get(obj)
+            if live is None:
+                state = "missing"
+                healthy = False
+            elif obj["kind"] in PREDICATES or obj["kind"] == "Service":
+                ready, why = readiness(cluster, obj, live)
+                state = f"ready ({why})" if ready else f"NOT READY ({why})"
+                healthy = healthy and ready
+            else:
+                state = "present"
+            rows.append(f"  {ref(obj):<60} {state}")
+            if obj["kind"] == "Secret":
+                secrets.append(obj)
+            if obj["kind"] == "Service" and obj["spec"].get("type") == "NodePort":
+                addresses += [(obj["metadata"]["name"], p["nodePort"]) for p in obj["spec"]["ports"] if "nodePort" in p]
+        reporter.line(f"{role.name}:")
+        for row in rows:
+            reporter.line(row)
+    if addresses:
+        reporter.line(f"\naddresses (NodePorts on {inventory['hosts']['address']}):")
+        for name, port in addresses:
+            reporter.line(f"  {name:<24} http://{inventory['hosts']['address']}:{port}")
+    if secrets:
+        reporter.line("\ncredentials (read one with the command shown):")
+        for obj in secrets:
+            meta = obj["metadata"]
+            keys = list(obj.get("data", {}))
+            password = next((k for k in keys if "password" in k), keys[0])
+            policy = "generated once" if meta.get("annotations", {}).get(GENERATED) else inventory["credentials"]["policy"]
+            reporter.line(
+                f"  {meta['namespace']}/{meta['name']} [{', '.join(keys)}] ({policy}): "
+                f"kubectl -n {meta['namespace']} get secret {meta['name']} -o go-template='{{{{index .data \"{password}\" | base64decode}}}}'"
+            )
+    return healthy

@@ -1,0 +1,198 @@
+"""Readiness: one predicate per kind, one tenacity loop, and a timeout that explains itself.
+
+A predicate takes the live object and answers (ready, why-not). Kinds without a predicate are
+ready once they exist. On timeout the error names the object, its pods' phase and container
+states, and the last events, because "timed out" alone sends people to kubectl for an hour.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import tenacity
+
+from datamesh.cluster import Cluster, ref
+from datamesh.errors import DatameshError
+
+Predicate = Callable[[dict], "tuple[bool, str]"]
+
+
+class JobFailed(Exception):
+    """A Job reported Failed: waiting longer cannot help."""
+
+
+def _generation_current(obj: dict) -> bool:
+    return obj.get("status", {}).get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+
+
+def statefulset_ready(obj: dict) -> tuple[bool, str]:
+    status, want = obj.get("status", {}), obj["spec"].get("replicas", 1)
+    if not _generation_current(obj):
+        return False, "controller has not seen the latest spec"
+    ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
+    if ready < want or updated < want:
+        return False, f"{ready}/{want} ready, {updated}/{want} updated"
+    if status.get("currentRevision") and status.get("updateRevision") and status["currentRevision"] != status["updateRevision"]:
+        return False, "rolling update in progress"
+    return True, f"{ready}/{want} ready"
+
+
+def deployment_ready(obj: dict) -> tuple[bool, str]:
+    status, want = obj.get("status", {}), obj["spec"].get("replicas", 1)
+    if not _generation_current(obj):
+        return False, "controller has not seen the latest spec"
+    updated, available = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
+    unavailable = status.get("unavailableReplicas", 0)
+    if updated < want or available < want or unavailable or status.get("replicas", 0) > want:
+        return False, f"{available}/{want} available, {updated}/{want} updated"
+    return True, f"{available}/{want} available"
+
+
+def job_complete(obj: dict) -> tuple[bool, str]:
+    for condition in obj.get("status", {}).get("conditions", []):
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] in ("Complete", "SuccessCriteriaMet"):
+            return True, "complete"
+        if condition["type"] in ("Failed", "FailureTarget"):
+            raise JobFailed(f"{ref(obj)} failed: {condition.get('reason', '')} {condition.get('message', '')}".strip())
+    return False, f"{obj.get('status', {}).get('active', 0)} active"
+
+
+def pvc_bound(obj: dict) -> tuple[bool, str]:
+    phase = obj.get("status", {}).get("phase", "Pending")
+    return phase == "Bound", phase.lower()
+
+
+def namespace_active(obj: dict) -> tuple[bool, str]:
+    phase = obj.get("status", {}).get("phase", "Active")
+    return phase == "Active", phase.lower()
+
+
+PREDICATES: dict[str, Predicate] = {
+    "StatefulSet": statefulset_ready,
+    "Deployment": deployment_ready,
+    "Job": job_complete,
+    "PersistentVolumeClaim": pvc_bound,
+    "Namespace": namespace_active,
+}
+
+
+def endpoints_ready(slices: list[dict]) -> tuple[bool, str]:
+    """A Service is ready when one of its EndpointSlices has a ready endpoint."""
+    ready = sum(
+        1
+        for piece in slices
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready", True)
+    )
+    return ready > 0, f"{ready} ready endpoint{'s' if ready != 1 else ''}"
+
+
+def readiness(cluster: Cluster, obj: dict, live: dict | None = None) -> tuple[bool, str]:
+    """Ready or not, and why, for one object; `live` saves a read when the caller has it."""
+    live = live if live is not None else cluster.get(obj)
+    if live is None:
+        return False, "not found"
+    if obj["kind"] == "Service":
+        if not live.get("spec", {}).get("selector"):
+            return True, "no selector"
+        return endpoints_ready(cluster.endpoint_slices(live["metadata"]["namespace"], live["metadata"]["name"]))
+    predicate = PREDICATES.get(obj["kind"])
+    return predicate(live) if predicate else (True, "exists")
+
+
+def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
+               on_poll: Callable[[dict, str], None] | None = None) -> None:
+    """Poll until every object is ready; on timeout raise with pods, containers and events."""
+    pending = list(objects)
+    last: dict[str, str] = {}
+
+    def poll() -> None:
+        for obj in list(pending):
+            ready, why = readiness(cluster, obj)
+            last[ref(obj)] = why
+            if ready:
+                pending.remove(obj)
+            elif on_poll:
+                on_poll(obj, why)
+        if pending:
+            raise _NotReady()
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_NotReady),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_exponential(multiplier=0.25, max=3),
+        reraise=True,
+    )
+    try:
+        retrying(poll)
+    except JobFailed as exc:
+        raise DatameshError(f"{exc}; {explain(cluster, _find(objects, str(exc)))}") from exc
+    except _NotReady as exc:
+        obj = pending[0]
+        raise DatameshError(
+            f"{ref(obj)} was not ready after {timeout} s ({last.get(ref(obj), 'unknown')}); "
+            f"{explain(cluster, obj)}; fix the cause and re-run, or raise timeouts.ready in the inventory."
+        ) from exc
+
+
+class _NotReady(Exception):
+    pass
+
+
+def _find(objects: list[dict], message: str) -> dict:
+    return next((o for o in objects if message.startswith(ref(o))), objects[0])
+
+
+def explain(cluster: Cluster, obj: dict) -> str:
+    """Pods' phase, container states and the last events of a workload, in one clause."""
+    namespace = obj["metadata"].get("namespace")
+    selector = _selector(obj)
+    if not namespace or selector is None:
+        events = cluster.events(namespace, obj["metadata"]["name"]) if namespace else []
+        return _events_text(events) or "no events"
+    pods = cluster.pods(namespace, selector)
+    if not pods:
+        events = cluster.events(namespace, obj["metadata"]["name"])
+        return f"no pods were created; {_events_text(events) or 'no events'}"
+    parts = []
+    for pod in pods[:3]:
+        name = pod["metadata"]["name"]
+        phase = pod.get("status", {}).get("phase", "Unknown")
+        states = _container_states(pod)
+        events = _events_text(cluster.events(namespace, name))
+        parts.append(f"pod {name} is {phase}" + (f" ({states})" if states else "") + (f", events: {events}" if events else ""))
+    return "; ".join(parts)
+
+
+def _selector(obj: dict) -> dict | None:
+    if obj["kind"] in ("StatefulSet", "Deployment", "Job", "DaemonSet", "ReplicaSet"):
+        return obj.get("spec", {}).get("selector", {}).get("matchLabels") or obj["spec"]["template"]["metadata"].get("labels")
+    if obj["kind"] == "Service":
+        return obj.get("spec", {}).get("selector")
+    return None
+
+
+def _container_states(pod: dict) -> str:
+    out = []
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        for kind, detail in state.items():
+            reason = detail.get("reason", "")
+            out.append(f"{status['name']} {kind}" + (f" {reason}" if reason else ""))
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            out.append(f"unschedulable: {condition.get('message', condition.get('reason', ''))}")
+    return ", ".join(out)
+
+
+def _events_text(events: list[dict], last: int = 3) -> str:
+    return " | ".join(
+        f"{e.get('reason', '')}: {(e.get('message') or '').strip()}" for e in events[-last:]
+    )
+
+
+def elapsed(start: float) -> str:
+    return f"{time.monotonic() - start:.0f}s"

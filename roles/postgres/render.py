@@ -1,0 +1,103 @@
+"""Five PostgreSQL instances: sales, marketing, Hive's metastore and the two domain databases.
+
+Each is a StatefulSet with its own volume, a ClusterIP Service and its password from the
+credentials role's Secret. The schema SQL is mounted into /docker-entrypoint-initdb.d, which
+the image runs only when it initialises an empty volume, so restarts never re-run it.
+"""
+
+from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+
+DEPENDS_ON = ["namespaces", "credentials"]
+PORT = 5432
+UID = 999  # the postgres user of the official image
+DATA = "/var/lib/postgresql/data"
+
+
+def render(vars: dict) -> list[dict]:
+    objects = []
+    for pg in platform()["postgres"]:
+        namespace = vars["namespaces"][pg["namespace"]]
+        if pg["schema"]:
+            objects.append(init_sql(pg, namespace))
+        objects.append(service(pg, namespace))
+        objects.append(statefulset(pg, namespace, vars))
+    return objects
+
+
+def init_sql(pg: dict, namespace: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata("postgres", f"{pg['name']}-init", namespace),
+        "data": {"01-schema.sql": read(pg["schema"])},
+    }
+
+
+def service(pg: dict, namespace: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata("postgres", pg["name"], namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(pg["name"]),
+            "ports": [{"name": "postgres", "port": PORT, "targetPort": "postgres", "protocol": "TCP"}],
+        },
+    }
+
+
+def statefulset(pg: dict, namespace: str, vars: dict) -> dict:
+    name, secret = pg["name"], secret_name(pg["name"])
+    probe_command = ["sh", "-c", 'exec pg_isready -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"']
+    mounts = [{"name": "data", "mountPath": DATA}]
+    volumes = []
+    if pg["schema"]:
+        mounts.append({"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True})
+        volumes.append({"name": "init", "configMap": {"name": f"{name}-init"}})
+    claim_spec = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": vars["storage"][f"postgres-{pg['key']}"]}},
+    }
+    if vars["storage"]["class"]:
+        claim_spec["storageClassName"] = vars["storage"]["class"]
+    pod_spec = {
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "postgres",
+            "image": vars["images"]["postgres"],
+            "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
+            "env": [
+                {"name": "POSTGRES_USER", "valueFrom": secret_ref(secret, "username")},
+                {"name": "POSTGRES_PASSWORD", "valueFrom": secret_ref(secret, "password")},
+                {"name": "POSTGRES_DB", "value": pg["database"]},
+                {"name": "PGDATA", "value": f"{DATA}/pgdata"},
+            ],
+            "resources": vars["resources"]["postgres"],
+            "readinessProbe": {"exec": {"command": probe_command}, "initialDelaySeconds": 5,
+                               "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 6},
+            "livenessProbe": {"exec": {"command": probe_command}, "initialDelaySeconds": 30,
+                              "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": mounts,
+        }],
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata("postgres", name, namespace),
+        "spec": {
+            "serviceName": name,
+            "replicas": 1,
+            "selector": {"matchLabels": selector(name)},
+            "template": {"metadata": {"labels": metadata("postgres", name)["labels"]}, "spec": pod_spec},
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "data", "labels": metadata("postgres", name)["labels"]},
+                "spec": claim_spec,
+            }],
+        },
+    }

@@ -1,0 +1,91 @@
+"""datamesh's command line: `invoke up`, `plan`, `render`, `status`. Arguments only; the engine does the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+from datamesh import inventory as inventories, playbook as playbooks, report, status as statuses
+from datamesh.errors import DatameshError
+
+INVENTORY_HELP = "inventory name (inventory/NAME.yml) or path to a YAML file; default $DATAMESH_INVENTORY, else docker-desktop"
+ONLY_HELP = "comma-separated roles to run, e.g. postgres,credentials (their dependencies must be included)"
+SKIP_HELP = "comma-separated roles to leave out"
+
+
+def _selection(inventory: str | None, only: str | None, skip: str | None, playbook: str = "up"):
+    inv = inventories.load(inventory)
+    book = playbooks.load(playbook)
+    return inv, playbooks.select(book, playbooks.parse_list(only), playbooks.parse_list(skip))
+
+
+def _fail(error: DatameshError) -> Exit:
+    return Exit(f"error: {error}", code=1)
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
+            "report_json": "also write the recap as JSON to this file"})
+def up(c, inventory=None, only=None, skip=None, report_json=None):
+    """Converge the platform: apply what differs from the live cluster, wait until ready. Re-running changes nothing."""
+    reporter = report.Reporter()
+    try:
+        inv, selected = _selection(inventory, only, skip)
+        reporter.line(f"inventory: {inv.path} | roles: {', '.join(r.name for r in selected)}")
+        results = playbooks.up(inv, selected, reporter)
+    except DatameshError as error:
+        raise _fail(error)
+    reporter.recap(results)
+    if report_json:
+        report.write_json(results, Path(report_json))
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise Exit(f"error: {failed[0].error}", code=2)
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP})
+def plan(c, inventory=None, only=None, skip=None):
+    """Show what `up` would change, per object, as a diff from a server-side dry run. Writes nothing."""
+    reporter = report.Reporter()
+    try:
+        inv, selected = _selection(inventory, only, skip)
+        entries = playbooks.plan(inv, selected, reporter)
+    except DatameshError as error:
+        raise _fail(error)
+    marks = {"create": "+", "update": "~", "none": "="}
+    for entry in entries:
+        reporter.line(f"{marks[entry.action]} {entry.action:<7} [{entry.role}] {entry.ref}")
+        for line in entry.diff:
+            reporter.line(f"    {line}")
+    changes = sum(1 for e in entries if e.action != "none")
+    reporter.line(f"\nplan: {changes} to change, {len(entries) - changes} unchanged")
+
+
+@task(help={"out": "directory to write one YAML file per role into (created if missing)",
+            "inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP})
+def render(c, out="rendered", inventory=None, only=None, skip=None):
+    """Write every manifest `up` would apply, one file per role. Needs no cluster."""
+    try:
+        inv, selected = _selection(inventory, only, skip)
+        written = playbooks.write_rendered(playbooks.render_all(selected, inv), Path(out))
+    except DatameshError as error:
+        raise _fail(error)
+    for path in written:
+        print(path)
+
+
+@task(help={"inventory": INVENTORY_HELP})
+def status(c, inventory=None):
+    """Show each component's objects and readiness, its addresses, and where its credentials are."""
+    reporter = report.Reporter()
+    try:
+        inv, selected = _selection(inventory, None, None)
+        cluster = playbooks.connect(inv, reporter)
+        healthy = statuses.show(cluster, inv, selected, reporter)
+    except DatameshError as error:
+        raise _fail(error)
+    if not healthy:
+        raise Exit("some components are missing or not ready: run `invoke up`.", code=3)
+
+
+namespace = Collection(up, plan, render, status)

@@ -1,0 +1,1 @@
+"""Integration testbeds (see cluster.py)."""
