@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 from datamesh import ROOT
-from datamesh.errors import DatameshError
+from datamesh.errors import DatameshError, shown
 
 INVENTORY_DIR = ROOT / "inventory"
 DEFAULTS_FILE = INVENTORY_DIR / "defaults.yml"
@@ -68,7 +69,7 @@ def load(name_or_path: str | None = None) -> Inventory:
     if settings is None:
         settings = {}
     if not isinstance(settings, dict):
-        raise DatameshError(f"{_show(path)}: the inventory must be a YAML mapping of settings, not a {_type_name(settings)}.")
+        raise DatameshError(f"{shown(path)}: the inventory must be a YAML mapping of settings, not a {_type_name(settings)}.")
     merged = _merge(defaults, settings, path, lines, prefix="")
     inventory = Inventory(name=path.stem, path=path, vars=merged, lines=lines)
     _check_rules(inventory)
@@ -80,7 +81,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise DatameshError(f"{_show(path)}: cannot read the inventory ({exc.strerror}).") from exc
+        raise DatameshError(f"{shown(path)}: cannot read the inventory ({exc.strerror}).") from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -88,7 +89,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise DatameshError(f"{_show(path)}{where}: not valid YAML ({problem}); fix the indentation or quoting there.") from exc
+        raise DatameshError(f"{shown(path)}{where}: not valid YAML ({problem}); fix the indentation or quoting there.") from exc
     lines: dict[str, int] = {}
     _collect_lines(node, "", lines)
     return data, lines
@@ -141,11 +142,7 @@ def _check_scalar(default: Any, value: Any, where: str, dotted: str) -> Any:
             return value
         expected = "a list of strings"
     else:
-        raise DatameshError(f"{_show(DEFAULTS_FILE)}: key '{dotted}' has an unsupported default type {_type_name(default)}.")
-    return _type_error(where, dotted, expected, value)
-
-
-def _type_error(where: str, dotted: str, expected: str, value: Any) -> Any:
+        raise DatameshError(f"{shown(DEFAULTS_FILE)}: key '{dotted}' has an unsupported default type {_type_name(default)}.")
     raise DatameshError(f"{where}: key '{dotted}' must be {expected}, got {_type_name(value)} {value!r}.")
 
 
@@ -186,6 +183,21 @@ def _check_rules(inventory: Inventory) -> None:
             where = _where(inventory.path, inventory.lines, f"nodeports.{component}")
             raise DatameshError(f"{where}: NodePort {port} is given to both {seen[port]} and {component}; give each its own port.")
         seen[port] = component
+    quantities = [(f"storage.{k}", q) for k, q in v["storage"].items() if k != "class"]
+    quantities += [
+        (f"resources.{component}.{kind}.{name}", q)
+        for component, spec in v["resources"].items()
+        for kind, amounts in spec.items()
+        for name, q in amounts.items()
+    ]
+    for dotted, quantity in quantities:
+        try:
+            parse_quantity(quantity)
+        except ValueError:
+            where = _where(inventory.path, inventory.lines, dotted)
+            raise DatameshError(
+                f"{where}: key '{dotted}' must be a Kubernetes quantity such as 512Mi, 5Gi or 500m, got {quantity!r}."
+            ) from None
     for component, image in v["images"].items():
         if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
             where = _where(inventory.path, inventory.lines, f"images.{component}")
@@ -201,14 +213,7 @@ def _suggest(key: Any, defaults: dict, prefix: str) -> str:
 
 def _where(path: Path, lines: dict[str, int], dotted: str) -> str:
     line = lines.get(dotted)
-    return f"{_show(path)} line {line}" if line else _show(path)
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return f"{shown(path)} line {line}" if line else shown(path)
 
 
 def _type_name(value: Any) -> str:

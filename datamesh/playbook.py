@@ -16,7 +16,7 @@ import yaml
 from datamesh import ROOT, diff, role as roles
 from datamesh.budget import preflight
 from datamesh.cluster import Cluster
-from datamesh.errors import DatameshError
+from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
 from datamesh.manifests import dump_all
 from datamesh.report import Reporter
@@ -39,16 +39,16 @@ def load(name: str) -> Playbook:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise DatameshError(f"playbook {path.relative_to(ROOT)} cannot be read ({exc.strerror}).") from exc
+        raise DatameshError(f"playbook {shown(path)} cannot be read ({exc.strerror}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("roles"), list):
-        raise DatameshError(f"playbook {path.relative_to(ROOT)} must be a mapping with a 'roles:' list.")
+        raise DatameshError(f"playbook {shown(path)} must be a mapping with a 'roles:' list.")
     loaded = [roles.load(str(n)) for n in data["roles"]]
     seen: set[str] = set()
     for role in loaded:
         missing = [d for d in role.depends_on if d not in seen]
         if missing:
             raise DatameshError(
-                f"playbook {path.relative_to(ROOT)} runs {role.name} before its dependencies {', '.join(missing)}; move them earlier."
+                f"playbook {shown(path)} runs {role.name} before its dependencies {', '.join(missing)}; move them earlier."
             )
         seen.add(role.name)
     return Playbook(name, loaded)

@@ -1,0 +1,131 @@
+"""The command line as a user meets it: clear one-sentence failures, non-zero exits, nothing applied."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datamesh import ROOT
+
+HANG_GUARD = 60  # seconds; a guard against a hung test, not a timing assertion
+
+
+def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "invoke", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD,
+                          env={**os.environ, **(env or {})})
+
+
+class SilentServer:
+    """A TCP port that accepts connections and never answers, counting them."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def kubeconfig(tmp_path: Path, port: int, context: str = "lab") -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": context, "user": {"token": "unit-test"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+    }))
+    return path
+
+
+def inventory_file(tmp_path: Path, config: Path, extra: str = "") -> Path:
+    path = tmp_path / "inv.yml"
+    path.write_text(f"cluster:\n  context: lab\n  kubeconfig: {config}\n  hint: start the lab cluster\n{extra}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_up_against_a_refusing_port_fails_with_one_sentence(tmp_path):
+    port = free_port()
+    result = invoke("up", "--inventory", str(inventory_file(tmp_path, kubeconfig(tmp_path, port))))
+    assert result.returncode != 0
+    assert f"cannot reach the Kubernetes API of context 'lab' at https://127.0.0.1:{port} (connection refused): start the lab cluster." in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_up_against_a_silent_server_gives_up_with_the_same_sentence(tmp_path, silent_server):
+    config = kubeconfig(tmp_path, silent_server.port)
+    result = invoke("up", "--inventory", str(inventory_file(tmp_path, config)))
+    assert result.returncode != 0
+    assert f"cannot reach the Kubernetes API of context 'lab' at https://127.0.0.1:{silent_server.port} (no answer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_misspelt_inventory_key_is_refused_before_the_cluster_is_contacted(tmp_path, silent_server):
+    config = kubeconfig(tmp_path, silent_server.port)
+    inv = inventory_file(tmp_path, config, "timeouts:\n  redy: 30\n")
+    result = invoke("up", "--inventory", str(inv))
+    assert result.returncode != 0
+    assert "inv.yml line 6: unknown key 'timeouts.redy' (did you mean 'timeouts.ready'?)" in result.stderr
+    assert silent_server.connections == []
+
+
+def test_missing_context_names_the_kubeconfig_and_its_contexts(tmp_path):
+    config = kubeconfig(tmp_path, free_port(), context="other")
+    result = invoke("up", "--inventory", str(inventory_file(tmp_path, config)))
+    assert result.returncode != 0
+    assert f"kube context 'lab' is not in {config} (it has: other): start the lab cluster." in result.stderr
+
+
+def test_dependency_left_out_is_refused(tmp_path):
+    result = invoke("render", "--out", str(tmp_path / "out"), "--only", "postgres")
+    assert result.returncode != 0
+    assert "role postgres depends on namespaces, credentials" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_needs_no_cluster(tmp_path):
+    result = invoke("render", "--out", str(tmp_path / "out"), env={"KUBECONFIG": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00-namespaces.yaml", "01-credentials.yaml", "02-postgres.yaml"]
+
+
+@pytest.mark.parametrize("task", ["up", "plan", "render", "status"])
+def test_every_task_has_help(task):
+    result = invoke(task, "--help")
+    assert result.returncode == 0
+    assert "--inventory" in result.stdout
+    assert "Docstring:\n  none" not in result.stdout
