@@ -88,4 +88,35 @@ def status(c, inventory=None):
         raise Exit("some components are missing or not ready: run `invoke up`.", code=3)
 
 
-namespace = Collection(up, plan, render, status)
+TESTBEDS = ("cluster", "services")
+
+
+def _testbeds(only: str | None) -> list[str]:
+    chosen = playbooks.parse_list(only) or list(TESTBEDS)
+    unknown = [name for name in chosen if name not in TESTBEDS]
+    if unknown:
+        raise Exit(f"error: --only names {', '.join(unknown)}; testbeds are: {', '.join(TESTBEDS)}.", code=1)
+    return chosen
+
+
+@task(name="up", help={"only": "cluster or services (default: both)"})
+def testbed_up(c, only=None):
+    """Start the test clusters: a real control plane with KWOK nodes, and the services run natively. Builds what is missing."""
+    import importlib
+
+    for name in _testbeds(only):
+        importlib.import_module(f"tests.testbed.{name}").up()
+    print("testbed ready: run `. .testbed/env` to point datamesh and kubectl at it")
+
+
+@task(name="down", help={"only": "cluster or services (default: both)"})
+def testbed_down(c, only=None):
+    """Stop the testbeds; nothing of them keeps running."""
+    import importlib
+
+    for name in reversed(_testbeds(only)):
+        importlib.import_module(f"tests.testbed.{name}").down()
+
+
+testbed = Collection("testbed", testbed_up, testbed_down)
+namespace = Collection(up, plan, render, status, testbed)

@@ -21,6 +21,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 FINGERPRINT = "datamesh.io/fingerprint"
 GENERATED = "datamesh.io/generated-keys"
+COPIED = "datamesh.io/copy-keys"
 SERVER_FIELDS = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink")
 QUANTITY_PARENTS = {"requests", "limits", "capacity", "allocatable", "hard"}
 
@@ -38,24 +39,39 @@ def stamp(desired: dict) -> dict:
     return stamped
 
 
+def _annotation_list(desired: dict, name: str) -> list[str]:
+    annotation = desired.get("metadata", {}).get("annotations", {}).get(name, "")
+    return [item.strip() for item in annotation.split(",") if item.strip()]
+
+
 def generated_keys(desired: dict) -> list[str]:
-    annotation = desired.get("metadata", {}).get("annotations", {}).get(GENERATED, "")
-    return [key for key in annotation.split(",") if key]
+    return _annotation_list(desired, GENERATED)
 
 
-def fill_generated(desired: dict, live: dict | None) -> dict:
-    """Give a Secret's generated keys their live values, or new random ones the first time.
+def fill_generated(desired: dict, live: dict | None, known: dict[str, str] | None = None) -> dict:
+    """Give a Secret's generated and copied keys their values.
 
-    Rendering stays pure (generated keys render empty); a value generated once is read back
-    from the cluster on every later run and never changes.
+    A generated key keeps its live value, or gets a new random one the first time; a copied key
+    (`datamesh.io/copy-keys: key=namespace/secret:key`) takes the value of another Secret's key
+    seen earlier in the run (`known`, filled here as Secrets pass) or, failing that, ``live``.
+    Rendering stays pure: these keys render empty and the engine fills them.
     """
-    keys = generated_keys(desired)
-    if not keys:
+    known = {} if known is None else known
+    keys, copies = generated_keys(desired), _annotation_list(desired, COPIED)
+    if desired.get("kind") != "Secret":
         return desired
     filled = copy.deepcopy(desired)
     live_data = (live or {}).get("data") or {}
     for key in keys:
         filled["data"][key] = live_data.get(key) or base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
+    for item in copies:
+        key, _, source = item.partition("=")
+        if source not in known and not live_data.get(key):
+            raise ValueError(f"Secret {filled['metadata']['name']} copies {source}, which no earlier Secret of the run has")
+        filled["data"][key] = known.get(source) or live_data[key]
+    meta = filled["metadata"]
+    for key, value in filled.get("data", {}).items():
+        known[f"{meta.get('namespace')}/{meta['name']}:{key}"] = value
     return filled
 
 

@@ -1,6 +1,7 @@
 """Load and validate an inventory: where the platform goes and how it is sized.
 
-`inventory/defaults.yml` holds every setting with its default value and is the schema: an
+`inventory/defaults.yml` holds the engine's settings and each `roles/<name>/defaults.yml` the
+settings its role owns (its image, resources, volume sizes); merged, they are the schema: an
 inventory file may only set keys that exist there, with a value of the same type. A setting
 whose default is null takes a string (or stays null). Every error is one sentence naming the
 file, the key and, where known, the line, and is raised before anything touches a cluster.
@@ -64,7 +65,7 @@ def available() -> list[str]:
 def load(name_or_path: str | None = None) -> Inventory:
     """Read, merge over the defaults and validate one inventory file."""
     path = resolve_path(name_or_path)
-    defaults, _ = _read_yaml(DEFAULTS_FILE)
+    defaults = load_defaults()
     settings, lines = _read_yaml(path)
     if settings is None:
         settings = {}
@@ -74,6 +75,25 @@ def load(name_or_path: str | None = None) -> Inventory:
     inventory = Inventory(name=path.stem, path=path, vars=merged, lines=lines)
     _check_rules(inventory)
     return inventory
+
+
+def load_defaults() -> dict:
+    """inventory/defaults.yml with every role's defaults.yml merged in; a key set twice is refused."""
+    merged, _ = _read_yaml(DEFAULTS_FILE)
+    for path in sorted((ROOT / "roles").glob("*/defaults.yml")):
+        role_defaults, _ = _read_yaml(path)
+        _merge_defaults(merged, role_defaults or {}, path, "")
+    return merged
+
+
+def _merge_defaults(into: dict, extra: dict, path: Path, prefix: str) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge_defaults(into[key], value, path, f"{prefix}{key}.")
+        elif key in into:
+            raise DatameshError(f"{shown(path)}: key '{prefix}{key}' is already defined by another defaults file; keep one owner.")
+        else:
+            into[key] = value
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:

@@ -111,6 +111,7 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
     cluster = connect(inventory, reporter)
     preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
     results: list[Result] = []
+    secrets: dict[str, str] = {}
     failed = False
     for role in selected:
         result = Result(role.name)
@@ -120,15 +121,16 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
             reporter.role_skipped(role.name)
             continue
         reporter.role_start(role.name)
+        planned: list[roles.Planned] = []
         try:
-            planned = roles.check(cluster, rendered[role.name])
+            planned = roles.check(cluster, rendered[role.name], secrets)
             roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
-            result.objects = [roles.object_result(item) for item in planned]
             roles.wait(cluster, planned, inventory["timeouts"]["ready"], on_poll=reporter.waiting)
         except DatameshError as exc:
             result.error = str(exc)
             failed = True
             reporter.role_failed(role.name, result.error)
+        result.objects = [roles.object_result(item) for item in planned]
     reporter.requests = dict(cluster.requests)
     return results
 
@@ -146,9 +148,9 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
-    entries = []
+    entries, secrets = [], {}
     for role in selected:
-        for item in roles.check(cluster, rendered[role.name]):
+        for item in roles.check(cluster, rendered[role.name], secrets):
             label = roles.object_result(item).ref
             if item.action == "update":
                 after = cluster.apply(item.desired, dry_run=True)

@@ -29,7 +29,6 @@ class ObjectResult:
     name: str
     status: str
     action: str = "none"
-    message: str = ""
 
     @property
     def ref(self) -> str:
@@ -37,7 +36,7 @@ class ObjectResult:
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name,
-                "status": self.status, "action": self.action, "message": self.message}
+                "status": self.status, "action": self.action}
 
 
 @dataclass
@@ -109,18 +108,25 @@ class Planned:
     desired: dict
     live: dict | None
     changed: bool
+    outcome: str = "pending"  # pending until apply: then ok, changed or failed
 
     @property
     def action(self) -> str:
         return "create" if self.live is None else ("update" if self.changed else "none")
 
 
-def check(cluster: Cluster, manifests: list[dict]) -> list[Planned]:
-    """Read each object once and decide whether it differs from what the role renders."""
+def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None) -> list[Planned]:
+    """Read each object once and decide whether it differs from what the role renders.
+
+    `secrets` collects the Secret values of the run, so a Secret may copy a key of one before it.
+    """
     planned = []
     for obj in manifests:
         live = cluster.get(obj)
-        desired = diff.fill_generated(diff.stamp(obj), live)
+        try:
+            desired = diff.fill_generated(diff.stamp(obj), live, secrets)
+        except ValueError as exc:
+            raise DatameshError(f"{exc}; render the source Secret first.") from exc
         planned.append(Planned(desired, live, diff.needs_apply(desired, live)))
     return planned
 
@@ -129,7 +135,12 @@ def apply(cluster: Cluster, planned: list[Planned], on_object: Callable[[Planned
     """Server-side apply of the objects that differ, in render order; nothing else is written."""
     for item in planned:
         if item.changed:
-            item.live = cluster.apply(item.desired)
+            try:
+                item.live = cluster.apply(item.desired)
+            except DatameshError:
+                item.outcome = "failed"
+                raise
+        item.outcome = "changed" if item.changed else "ok"
         if on_object:
             on_object(item)
 
@@ -149,9 +160,9 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int,
         wait_ready(cluster, waiting, timeout, on_poll)
 
 
-def object_result(item: Planned, status: str | None = None, message: str = "") -> ObjectResult:
+def object_result(item: Planned) -> ObjectResult:
+    """The object's line in the recap; objects a failure kept from being applied count as skipped."""
     meta = item.desired["metadata"]
-    return ObjectResult(
-        kind=item.desired["kind"], namespace=meta.get("namespace"), name=meta["name"],
-        status=status or ("changed" if item.changed else "ok"), action=item.action, message=message,
-    )
+    status = "skipped" if item.outcome == "pending" else item.outcome
+    return ObjectResult(kind=item.desired["kind"], namespace=meta.get("namespace"), name=meta["name"],
+                        status=status, action=item.action)

@@ -98,3 +98,16 @@ def test_plan_diff_hides_secret_values():
     lines = "\n".join(diff.unified(live, want, "Secret x"))
     assert "password: (hidden, sha256" in lines
     assert "YWRtaW4xMjM=" not in lines and "changed-by-hand" not in lines
+
+
+def test_copied_secret_key_takes_the_value_generated_earlier_in_the_run():
+    source = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "postgres-credentials", "namespace": "sales-domain",
+              "annotations": {diff.GENERATED: "password"}}, "data": {"password": ""}}
+    copy_ = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "trino-catalogs", "namespace": "data-platform",
+             "annotations": {diff.COPIED: "sales-domain-password=sales-domain/postgres-credentials:password"}},
+             "data": {"sales-domain-password": ""}}
+    known: dict[str, str] = {}
+    made = diff.fill_generated(source, None, known)["data"]["password"]
+    assert diff.fill_generated(copy_, None, known)["data"]["sales-domain-password"] == made
+    with pytest.raises(ValueError, match="copies sales-domain/postgres-credentials:password"):
+        diff.fill_generated(copy_, None, {})

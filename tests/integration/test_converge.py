@@ -1,0 +1,134 @@
+"""`invoke up` against a real control plane: converge, idempotency, drift, faults, budget.
+
+Ordered: the first test starts from an empty cluster; later ones build on what it converged.
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from datamesh import ROOT
+from tests.integration.conftest import get, wipe, write_inventory
+from tests.testbed import cluster as testbed
+
+STATEFULSETS = [("data-platform", "postgres-sales"), ("data-platform", "postgres-marketing"),
+                ("data-platform", "postgres-hive"), ("sales-domain", "postgres"), ("marketing-domain", "postgres")]
+
+
+def assert_converged(kubectl) -> None:
+    for namespace, name in STATEFULSETS:
+        obj = get(kubectl, "statefulset", name, namespace)
+        assert obj["status"].get("readyReplicas") == 1, f"{namespace}/{name}: {obj['status']}"
+        pvc = get(kubectl, "pvc", f"data-{name}-0", namespace)
+        assert pvc["status"]["phase"] == "Bound"
+
+
+def test_up_on_an_empty_cluster_converges(empty_cluster, datamesh, kubectl):
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert run.totals["failed"] == 0 and run.totals["changed"] > 0
+    assert_converged(kubectl)
+    generated = get(kubectl, "secret", "postgres-sales-credentials", "data-platform")
+    assert len(base64.b64decode(generated["data"]["password"])) >= 24
+
+
+def test_second_up_changes_nothing_and_writes_nothing(datamesh, audit):
+    mark = audit.mark()
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr
+    assert run.totals == {"ok": run.totals["ok"], "changed": 0, "failed": 0, "skipped": 0}
+    assert run.totals["ok"] > 0
+    assert audit.writes(mark) == []
+
+
+def test_generated_passwords_survive_reruns(datamesh, kubectl):
+    first = get(kubectl, "secret", "postgres-hive-credentials", "data-platform")["data"]["password"]
+    assert datamesh("up", "--only", "namespaces,credentials").returncode == 0
+    assert get(kubectl, "secret", "postgres-hive-credentials", "data-platform")["data"]["password"] == first
+
+
+def test_drift_is_planned_and_repaired_object_by_object(datamesh, kubectl, audit):
+    kubectl("scale", "statefulset", "postgres-marketing", "-n", "data-platform", "--replicas=2")
+    kubectl("patch", "configmap", "postgres-sales-init", "-n", "data-platform", "--type=merge",
+            "-p", '{"data": {"01-schema.sql": "-- edited by hand"}}')
+    plan = datamesh("plan")
+    assert plan.returncode == 0, plan.stderr
+    updates = [line for line in plan.stdout.splitlines() if line.startswith("~ update")]
+    assert updates == ["~ update  [postgres] ConfigMap data-platform/postgres-sales-init",
+                       "~ update  [postgres] StatefulSet data-platform/postgres-marketing"]
+    assert "-  replicas: 2" in plan.stdout and "+  replicas: 1" in plan.stdout
+
+    mark = audit.mark()
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr
+    assert run.totals["changed"] == 2
+    written = sorted(e["objectRef"]["resource"] + "/" + e["objectRef"]["name"] for e in audit.writes(mark))
+    assert written == ["configmaps/postgres-sales-init", "statefulsets/postgres-marketing"]
+    assert get(kubectl, "statefulset", "postgres-marketing", "data-platform")["spec"]["replicas"] == 1
+    assert "CREATE TABLE customers" in get(kubectl, "configmap", "postgres-sales-init", "data-platform")["data"]["01-schema.sql"]
+
+
+def test_workload_that_never_gets_ready_fails_with_pod_state_and_events(datamesh, kubectl, tmp_path):
+    """A tainted node keeps the recreated pod Pending; the error says so; untainting fixes it."""
+    node = testbed.NODE
+    kubectl("taint", "node", node, "datamesh-test=blocked:NoSchedule")
+    try:
+        kubectl("delete", "pod", "postgres-sales-0", "-n", "data-platform", "--wait=true")
+        inventory = write_inventory(tmp_path, {"timeouts": {"ready": 15}})
+        run = datamesh("up", "--inventory", str(inventory))
+        assert run.returncode != 0
+        message = run.stderr
+        assert "StatefulSet data-platform/postgres-sales was not ready after 15 s (0/1 ready" in message
+        assert "pod postgres-sales-0 is Pending" in message
+        assert "untolerated taint" in message and "FailedScheduling" in message
+        assert run.totals["failed"] == 1
+    finally:
+        kubectl("taint", "node", node, "datamesh-test-")
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr
+    assert_converged(kubectl)
+
+
+def test_apiserver_restart_in_the_middle_of_up_is_ridden_out(datamesh, kubectl, env):
+    kubectl("delete", "namespace", "marketing-domain", "--wait=true")
+    process = subprocess.Popen([sys.executable, "-m", "invoke", "up"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    testbed.restart_apiserver()
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr + stdout
+    assert_converged(kubectl)
+
+
+@pytest.mark.parametrize("after", [0.8, 1.6, 3.0])
+def test_up_killed_at_any_point_is_finished_by_the_next_up(after, datamesh, kubectl, env):
+    wipe(kubectl)
+    process = subprocess.Popen([sys.executable, "-m", "invoke", "up"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr
+    assert run.totals["failed"] == 0
+    assert_converged(kubectl)
+    listing = kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/part-of=datamesh", "-o", "name").split()
+    assert len(listing) == len(STATEFULSETS), listing
+    again = datamesh("up")
+    assert again.totals["changed"] == 0
+
+
+def test_too_small_a_cluster_is_refused_before_anything_is_applied(datamesh, audit, tmp_path):
+    inventory = write_inventory(tmp_path, {"resources": {"postgres": {
+        "requests": {"cpu": "100m", "memory": "2Gi"}, "limits": {"cpu": "500m", "memory": "2Gi"}}}})
+    mark = audit.mark()
+    run = datamesh("up", "--inventory", str(inventory))
+    assert run.returncode != 0
+    assert "the platform requests 0.5 CPU and 10.0 GiB memory but the cluster's nodes have 4 CPU and 8.0 GiB memory allocatable" in run.stderr
+    assert audit.writes(mark) == []
