@@ -2,7 +2,9 @@
 
 Pods whose requests exceed what is free stay Pending with "Insufficient memory"; saying so
 before anything is applied saves a half-converged platform. Free means the schedulable nodes'
-allocatable minus what pods that are not ours already request.
+allocatable minus what pods that are not ours already request. Pods that a workload starts by
+itself (JupyterHub's user servers) are declared on it with the `datamesh.io/extra-requests`
+annotation, e.g. `cpu=250m,memory=1Gi`, and counted like the rest.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from decimal import Decimal
 
 from kubernetes.utils.quantity import parse_quantity
 
-from datamesh.cluster import Cluster
+from datamesh.cluster import Cluster, ref
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
 
 WORKLOADS = ("StatefulSet", "Deployment", "ReplicaSet", "DaemonSet")
 OURS = ("app.kubernetes.io/part-of", "datamesh")
+EXTRA_REQUESTS = "datamesh.io/extra-requests"
 
 
 def pod_requests(pod_spec: dict) -> dict[str, Decimal]:
@@ -38,10 +41,30 @@ def pod_requests(pod_spec: dict) -> dict[str, Decimal]:
     return main
 
 
+def extra_requests(obj: dict) -> dict[str, Decimal]:
+    """What the pods an object starts by itself request, from its `datamesh.io/extra-requests` annotation."""
+    text = (obj.get("metadata", {}).get("annotations") or {}).get(EXTRA_REQUESTS, "")
+    out = {"cpu": Decimal(0), "memory": Decimal(0)}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        resource, _, quantity = (s.strip() for s in item.partition("="))
+        try:
+            if resource not in out:
+                raise ValueError(resource)
+            out[resource] += parse_quantity(quantity)
+        except ValueError:
+            raise DatameshError(
+                f"{ref(obj)} has annotation {EXTRA_REQUESTS}: {text!r}, which is not a list like cpu=250m,memory=1Gi; "
+                "fix the role that renders it."
+            ) from None
+    return out
+
+
 def requested(manifests: list[dict], extra: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
-    """The sum of requests of every long-running pod the manifests will create."""
+    """The sum of requests of every long-running pod the manifests will create, or declare they start."""
     out = {"cpu": Decimal(0), "memory": Decimal(0)}
     for obj in manifests:
+        for resource, amount in extra_requests(obj).items():
+            out[resource] += amount
         if obj["kind"] not in WORKLOADS:
             continue
         replicas = obj["spec"].get("replicas", 1)

@@ -120,7 +120,8 @@ class Cluster:
         method_, url, headers, _, _ = self.api.param_serialize(
             method, url_path, header_params=headers, auth_settings=["BearerToken"]
         )
-        payload = json.dumps(body) if body is not None else None
+        # The client JSON-encodes bodies sent as application/json itself; other types go as text.
+        payload = body if body is None or content_type == "application/json" else json.dumps(body)
         self.requests[method] = self.requests.get(method, 0) + 1
         try:
             response = self.api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)

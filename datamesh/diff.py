@@ -28,7 +28,11 @@ QUANTITY_PARENTS = {"requests", "limits", "capacity", "allocatable", "hard"}
 
 def fingerprint(desired: dict) -> str:
     body = copy.deepcopy(desired)
-    body.get("metadata", {}).get("annotations", {}).pop(FINGERPRINT, None)
+    meta = body.get("metadata", {})
+    if FINGERPRINT in meta.get("annotations", {}):
+        del meta["annotations"][FINGERPRINT]
+        if not meta["annotations"]:
+            del meta["annotations"]
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -110,9 +110,8 @@ class Planned:
     changed: bool
     outcome: str = "pending"  # pending until apply: then ok, changed or failed
 
-    @property
-    def action(self) -> str:
-        return "create" if self.live is None else ("update" if self.changed else "none")
+    def __post_init__(self) -> None:
+        self.action = "create" if self.live is None else ("update" if self.changed else "none")
 
 
 def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None) -> list[Planned]:

@@ -131,7 +131,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
     except JobFailed as exc:
         raise DatameshError(f"{exc}; {explain(cluster, _find(objects, str(exc)))}") from exc
     except _NotReady as exc:
-        obj = pending[0]
+        obj = next((o for o in pending if o["kind"] != "Service"), pending[0])
         raise DatameshError(
             f"{ref(obj)} was not ready after {timeout} s ({last.get(ref(obj), 'unknown')}); "
             f"{explain(cluster, obj)}; fix the cause and re-run, or raise timeouts.ready in the inventory."
