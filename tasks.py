@@ -37,7 +37,7 @@ def up(c, inventory=None, only=None, skip=None, report_json=None):
         raise _fail(error)
     reporter.recap(results)
     if report_json:
-        report.write_json(results, Path(report_json))
+        report.write_json(results, Path(report_json), reporter.requests)
     failed = [r for r in results if r.failed]
     if failed:
         raise Exit(f"error: {failed[0].error}", code=2)
@@ -118,5 +118,28 @@ def testbed_down(c, only=None):
         importlib.import_module(f"tests.testbed.{name}").down()
 
 
+@task(help={"inventory": INVENTORY_HELP})
+def images(c, inventory=None):
+    """Build the JupyterHub user image (files/images/jupyterhub-dbt) and load it into a kind, k3d or minikube cluster. Needs Docker."""
+    from datamesh import images as user_images
+
+    try:
+        user_images.build(inventories.load(inventory))
+    except DatameshError as error:
+        raise _fail(error)
+
+
+@task(name="cluster-config", help={"for": "kind or k3d",
+                                  "inventory": "inventory name or path; default $DATAMESH_INVENTORY, else the one named like --for"})
+def cluster_config(c, for_=None, inventory=None):
+    """Print a kind or k3d cluster config that maps the platform's NodePorts to localhost."""
+    from datamesh import clusterconfig
+
+    try:
+        print(clusterconfig.render(for_ or "", clusterconfig.inventory_for(for_ or "", inventory)), end="")
+    except DatameshError as error:
+        raise _fail(error)
+
+
 testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, plan, render, status, testbed)
+namespace = Collection(up, plan, render, status, images, cluster_config, testbed)

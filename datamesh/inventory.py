@@ -24,6 +24,7 @@ from datamesh.errors import DatameshError, shown
 
 INVENTORY_DIR = ROOT / "inventory"
 DEFAULTS_FILE = INVENTORY_DIR / "defaults.yml"
+ROLES_DIR = ROOT / "roles"
 DEFAULT_NAME = "docker-desktop"
 CREDENTIAL_POLICIES = ("lab", "generate")
 
@@ -80,7 +81,7 @@ def load(name_or_path: str | None = None) -> Inventory:
 def load_defaults() -> dict:
     """inventory/defaults.yml with every role's defaults.yml merged in; a key set twice is refused."""
     merged, _ = _read_yaml(DEFAULTS_FILE)
-    for path in sorted((ROOT / "roles").glob("*/defaults.yml")):
+    for path in sorted(ROLES_DIR.glob("*/defaults.yml")):
         role_defaults, _ = _read_yaml(path)
         _merge_defaults(merged, role_defaults or {}, path, "")
     return merged
@@ -150,9 +151,10 @@ def _check_scalar(default: Any, value: Any, where: str, dotted: str) -> Any:
             return value
         expected = "true or false"
     elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        least = 1 if dotted.startswith("timeouts.") else 0
+        if isinstance(value, int) and not isinstance(value, bool) and value >= least:
             return value
-        expected = "a positive whole number"
+        expected = "a positive whole number" if least else "a whole number, 0 or more"
     elif isinstance(default, str):
         if isinstance(value, str) and value:
             return value

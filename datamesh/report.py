@@ -51,6 +51,8 @@ class Reporter:
         overall = totals(results)
         self.line(f"{'total':<{width}} : " + "  ".join(f"{s}={overall[s]}" for s in STATUSES)
                   + f"  ({time.monotonic() - self.started:.1f}s)")
+        if self.requests:
+            self.line("API requests: " + ", ".join(f"{verb}={n}" for verb, n in sorted(self.requests.items())))
 
 
 def totals(results: list[Result]) -> dict[str, int]:
@@ -67,7 +69,7 @@ def totals(results: list[Result]) -> dict[str, int]:
     return counts
 
 
-def write_json(results: list[Result], path: Path) -> None:
-    document = {"totals": totals(results), "roles": [r.to_json() for r in results]}
+def write_json(results: list[Result], path: Path, requests: dict[str, int] | None = None) -> None:
+    document = {"totals": totals(results), "roles": [r.to_json() for r in results], "requests": requests or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")

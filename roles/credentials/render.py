@@ -4,9 +4,10 @@ With `credentials.policy: lab` the passwords are the inventory's lab passwords, 
 `generate` they render empty and are listed in the `datamesh.io/generated-keys` annotation: the
 engine fills them with random values the first time and reads them back on every later run,
 so a password is made once and never changes. Tokens that are not logins are always generated.
+`trino-catalog-credentials` copies the domain databases' logins next to Trino (`datamesh.io/copy-keys`).
 """
 
-from datamesh.diff import GENERATED
+from datamesh.diff import COPIED, GENERATED
 from datamesh.manifests import b64, metadata, platform, secret_name
 
 DEPENDS_ON = ["namespaces"]
@@ -31,7 +32,32 @@ def render(vars: dict) -> list[dict]:
     secrets.append(secret(namespaces["jupyterhub"], secret_name("jupyterhub"),
                           {"admin-user": creds["users"]["jupyterhub"], "admin-password": password("jupyterhub"),
                            "proxy-auth-token": None}))
+    secrets.append(trino_catalog_credentials(namespaces))
     return secrets
+
+
+def trino_catalog_credentials(namespaces: dict) -> dict:
+    """The domain databases' logins, copied next to Trino, whose catalogs read them from env.
+
+    Pods can only read Secrets of their own namespace; the engine copies each key from the
+    domain's Secret (`datamesh.io/copy-keys`), so they render empty, like generated keys.
+    """
+    copies = {}
+    for pg in platform()["postgres"]:
+        if pg["namespace"] == "platform":
+            continue
+        source = f"{namespaces[pg['namespace']]}/{secret_name(pg['name'])}"
+        copies[f"{pg['key']}-username"] = f"{source}:username"
+        copies[f"{pg['key']}-password"] = f"{source}:password"
+    annotation = ",".join(f"{key}={source}" for key, source in copies.items())
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata("credentials", "trino-catalog-credentials", namespaces["platform"],
+                             annotations={COPIED: annotation}),
+        "type": "Opaque",
+        "data": {key: "" for key in copies},
+    }
 
 
 def secret(namespace: str, name: str, values: dict[str, str | None]) -> dict:

@@ -25,8 +25,12 @@ def platform_manifests() -> list[dict]:
     return [obj for objects in rendered_for("docker-desktop").values() for obj in objects]
 
 
+def postgres_manifests() -> list[dict]:
+    return rendered_for("docker-desktop")["postgres"]
+
+
 def test_requests_of_the_five_postgres_instances():
-    want = budget.requested(platform_manifests())
+    want = budget.requested(postgres_manifests())
     assert want == {"cpu": Decimal("0.5"), "memory": Decimal(5 * 256 * 2**20)}
 
 
@@ -53,7 +57,7 @@ def test_fits_on_a_docker_desktop_sized_node():
 def test_too_small_a_cluster_is_refused_with_the_numbers():
     allocatable, used = budget.free([node("4", "1Gi")], [pod("100m", "100Mi")])
     with pytest.raises(DatameshError) as caught:
-        budget.check(budget.requested(platform_manifests()), allocatable, used, inventory.load("docker-desktop"))
+        budget.check(budget.requested(postgres_manifests()), allocatable, used, inventory.load("docker-desktop"))
     message = str(caught.value)
     assert "requests 0.5 CPU and 1.2 GiB memory" in message
     assert "4 CPU and 1.0 GiB memory allocatable" in message

@@ -111,3 +111,17 @@ def test_hosts_target_is_local_or_ssh(write_inventory):
 def test_quantities_must_parse(write_inventory):
     message = error_of(write_inventory("storage: {postgres-sales: five}\n"))
     assert "'storage.postgres-sales'" in message and "quantity" in message
+
+
+def test_counts_may_be_zero_but_timeouts_may_not(write_inventory):
+    assert inventory.load(str(write_inventory("trino: {workers: 0}\n")))["trino"]["workers"] == 0
+    assert "'timeouts.api' must be a positive whole number" in error_of(write_inventory("timeouts: {api: 0}\n"))
+
+
+def test_a_key_owned_by_two_defaults_files_is_refused(tmp_path, monkeypatch):
+    for role in ("a", "b"):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "defaults.yml").write_text("images: {shared: 'x:1'}\n")
+    monkeypatch.setattr(inventory, "ROLES_DIR", tmp_path)
+    with pytest.raises(DatameshError, match="key 'images.shared' is already defined by another defaults file"):
+        inventory.load_defaults()

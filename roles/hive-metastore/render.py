@@ -1,0 +1,199 @@
+"""Hive Metastore 3.1.3 on PostgreSQL, able to read and write the MinIO data lake through s3a://.
+
+One Deployment (one replica, Recreate) of apache/hive:3.1.3 with its Service on port 9083. The
+image lacks the PostgreSQL JDBC driver and keeps hadoop-aws off the classpath, so two init
+containers fill an aux-jars volume (HIVE_AUX_JARS_PATH): the driver, downloaded and checked
+against its pinned SHA-256, and symlinks to the image's own hadoop-aws and AWS SDK bundle. A
+wrapper around the image's entrypoint sets IS_RESUME from the database, so `schematool
+-initSchema` runs exactly once. hive-site.xml and core-site.xml hold no secret: they refer to
+environment variables filled from Secrets (Hadoop's `${env.NAME}` substitution).
+"""
+
+import hashlib
+from xml.sax.saxutils import escape
+
+from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+
+DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio"]
+NAME = "hive-metastore"
+PORT = 9083
+UID = 1000  # the image's hive user
+AUX_JARS = "/opt/datamesh/aux-jars"
+SCRIPTS = "/opt/datamesh/scripts"
+DB_PORT = 5432
+S3_PORT = 9000
+FILES = {  # ConfigMap key -> file under files/
+    "start-metastore.sh": "hive/start-metastore.sh",
+    "fetch-jdbc-driver.sh": "hive/fetch-jdbc-driver.sh",
+    "link-s3a-jars.sh": "hive/link-s3a-jars.sh",
+}
+
+
+def render(vars: dict) -> list[dict]:
+    namespace = vars["namespaces"]["platform"]
+    config = configmap(namespace, vars)
+    return [config, service(namespace), deployment(namespace, vars, config)]
+
+
+def database() -> dict:
+    """The hive entry of files/platform.yml: postgres-hive and its `metastore` database."""
+    return next(pg for pg in platform()["postgres"] if pg["key"] == "hive")
+
+
+def site(properties: dict[str, str]) -> str:
+    """A Hadoop configuration file: one <property> per key, values XML-escaped."""
+    body = "".join(
+        f"  <property>\n    <name>{escape(key)}</name>\n    <value>{escape(value)}</value>\n  </property>\n"
+        for key, value in properties.items()
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n{body}</configuration>\n'
+
+
+def hive_site(namespace: str, vars: dict) -> dict[str, str]:
+    pg = database()
+    return {
+        "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        "javax.jdo.option.ConnectionURL":
+            f"jdbc:postgresql://{pg['name']}.{namespace}.svc.cluster.local:{DB_PORT}/{pg['database']}",
+        "javax.jdo.option.ConnectionUserName": "${env.METASTORE_DB_USER}",
+        "javax.jdo.option.ConnectionPassword": "${env.METASTORE_DB_PASSWORD}",
+        "datanucleus.autoCreateSchema": "false",
+        "hive.metastore.schema.verification": "true",
+        "hive.metastore.warehouse.dir": f"s3a://{vars['minio']['bucket']}/warehouse",
+        "metastore.metastore.event.db.notification.api.auth": "false",
+    }
+
+
+def core_site(namespace: str) -> dict[str, str]:
+    return {
+        "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "fs.s3a.endpoint": f"http://minio.{namespace}.svc.cluster.local:{S3_PORT}",
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": "false",
+        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "fs.s3a.access.key": "${env.AWS_ACCESS_KEY_ID}",
+        "fs.s3a.secret.key": "${env.AWS_SECRET_ACCESS_KEY}",
+    }
+
+
+def configmap(namespace: str, vars: dict) -> dict:
+    data = {
+        "hive-site.xml": site(hive_site(namespace, vars)),
+        "core-site.xml": site(core_site(namespace)),
+        **{key: read(path) for key, path in FILES.items()},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata("hive-metastore", f"{NAME}-config", namespace),
+        "data": data,
+    }
+
+
+def service(namespace: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata("hive-metastore", NAME, namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(NAME),
+            "ports": [{"name": "thrift", "port": PORT, "targetPort": "thrift", "protocol": "TCP"}],
+        },
+    }
+
+
+def checksum(obj: dict) -> str:
+    return hashlib.sha256(repr(sorted(obj["data"].items())).encode()).hexdigest()[:16]
+
+
+def deployment(namespace: str, vars: dict, config: dict) -> dict:
+    pg = database()
+    settings = vars["hive-metastore"]
+    security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    aux = {"name": "aux-jars", "mountPath": AUX_JARS}
+    scripts = {"name": "config", "mountPath": SCRIPTS, "readOnly": True}
+    probe = {"tcpSocket": {"port": "thrift"}}
+    init_resources = vars["resources"]["hive-metastore-init"]
+    pod_spec = {
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "enableServiceLinks": False,
+        "initContainers": [
+            {
+                "name": "fetch-jdbc-driver",
+                "image": vars["images"]["curl"],
+                "command": ["/bin/sh", f"{SCRIPTS}/fetch-jdbc-driver.sh"],
+                "env": [
+                    {"name": "AUX_JARS", "value": AUX_JARS},
+                    {"name": "JDBC_REPOSITORY", "value": settings["jdbc"]["repository"].rstrip("/")},
+                    {"name": "JDBC_VERSION", "value": settings["jdbc"]["version"]},
+                    {"name": "JDBC_SHA256", "value": settings["jdbc"]["sha256"]},
+                ],
+                "resources": init_resources,
+                "securityContext": security,
+                "volumeMounts": [aux, scripts],
+            },
+            {
+                "name": "link-s3a-jars",
+                "image": vars["images"]["hive-metastore"],
+                "command": ["/bin/sh", f"{SCRIPTS}/link-s3a-jars.sh"],
+                "env": [{"name": "AUX_JARS", "value": AUX_JARS}],
+                "resources": init_resources,
+                "securityContext": security,
+                "volumeMounts": [aux, scripts],
+            },
+        ],
+        "containers": [{
+            "name": "metastore",
+            "image": vars["images"]["hive-metastore"],
+            "command": ["/bin/bash", f"{SCRIPTS}/start-metastore.sh"],
+            "ports": [{"name": "thrift", "containerPort": PORT, "protocol": "TCP"}],
+            "env": [
+                {"name": "SERVICE_NAME", "value": "metastore"},
+                {"name": "DB_DRIVER", "value": "postgres"},
+                {"name": "SERVICE_OPTS", "value": f"-Xmx{settings['heap']}"},
+                {"name": "HIVE_AUX_JARS_PATH", "value": AUX_JARS},
+                {"name": "METASTORE_DB_HOST", "value": f"{pg['name']}.{namespace}.svc.cluster.local"},
+                {"name": "METASTORE_DB_PORT", "value": str(DB_PORT)},
+                {"name": "METASTORE_DB_USER", "valueFrom": secret_ref(secret_name(pg["name"]), "username")},
+                {"name": "METASTORE_DB_PASSWORD", "valueFrom": secret_ref(secret_name(pg["name"]), "password")},
+                {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret_ref(secret_name("minio"), "root-user")},
+                {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret_ref(secret_name("minio"), "root-password")},
+            ],
+            "resources": vars["resources"]["hive-metastore"],
+            "startupProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 36},
+            "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+            "livenessProbe": {**probe, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+            "securityContext": security,
+            "volumeMounts": [
+                aux,
+                scripts,
+                {"name": "config", "mountPath": "/opt/hive/conf/hive-site.xml", "subPath": "hive-site.xml",
+                 "readOnly": True},
+                {"name": "config", "mountPath": "/opt/hadoop/etc/hadoop/core-site.xml", "subPath": "core-site.xml",
+                 "readOnly": True},
+            ],
+        }],
+        "volumes": [
+            {"name": "aux-jars", "emptyDir": {}},
+            {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
+        ],
+    }
+    labels = metadata("hive-metastore", NAME)["labels"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata("hive-metastore", NAME, namespace),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(NAME)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-checksum": checksum(config)}},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,212 @@
+"""JupyterHub without Helm: the hub with KubeSpawner, configurable-http-proxy, and their RBAC.
+
+The hub (quay.io/jupyterhub/k8s-hub) runs our files/jupyterhub/jupyterhub_config.py from a
+ConfigMap, keeps its database on a volume, and spawns one server per user in its own namespace
+through a ServiceAccount whose Role reaches no further. The proxy is a Deployment of its own,
+public on NodePort `nodeports.jupyterhub` (Service proxy-public) and driven by the hub through
+proxy-api with the token from the credentials role's Secret. Each user's server requests what
+`resources.jupyterhub-user` says; the hub Deployment declares it to the budget preflight with
+the `datamesh.io/extra-requests` annotation.
+"""
+
+import hashlib
+
+from kubernetes.utils.quantity import parse_quantity
+
+from datamesh.budget import EXTRA_REQUESTS
+from datamesh.manifests import metadata, read, secret_name, secret_ref, selector
+
+DEPENDS_ON = ["namespaces", "credentials"]
+COMPONENT = "jupyterhub"
+CONFIG_FILE = "jupyterhub/jupyterhub_config.py"
+CONFIG_PATH = "/usr/local/etc/jupyterhub/jupyterhub_config.py"  # what the k8s-hub image runs
+HUB_PORT, PROXY_PORT, PROXY_API_PORT = 8081, 8000, 8001
+HUB_UID = 1000     # jovyan in the k8s-hub image
+PROXY_UID = 65534  # nobody, the configurable-http-proxy image's USER
+
+
+def render(vars: dict) -> list[dict]:
+    ns = vars["namespaces"]["jupyterhub"]
+    config = read(CONFIG_FILE)
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "hub-config", ns),
+         "data": {"jupyterhub_config.py": config}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(COMPONENT, "hub", ns)},
+        role(ns),
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(COMPONENT, "hub", ns),
+         "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": ns}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"}},
+        hub_claim(ns, vars),
+        service("hub", ns, "hub", [("hub", HUB_PORT, "http")]),
+        service("proxy-api", ns, "proxy", [("api", PROXY_API_PORT, "api")]),
+        service("proxy-public", ns, "proxy", [("http", 80, "http")], node_port=vars["nodeports"]["jupyterhub"]),
+        proxy(ns, vars),
+        hub(ns, vars, config),
+    ]
+
+
+def fqdn(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
+def role(ns: str) -> dict:
+    """What KubeSpawner 6.2 does in its namespace: user pods and their volumes, and reading events.
+
+    It creates Services only with `services_enabled` or internal SSL; the first is granted in case
+    it is turned on, Secrets (internal SSL only) are not.
+    """
+    manage = ["get", "watch", "list", "create", "delete"]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(COMPONENT, "hub", ns),
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "services"], "verbs": manage},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+        ],
+    }
+
+
+def hub_claim(ns: str, vars: dict) -> dict:
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": vars["storage"]["jupyterhub-hub"]}}}
+    if vars["storage"]["class"]:
+        spec["storageClassName"] = vars["storage"]["class"]
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, "hub-db", ns),
+            "spec": spec}
+
+
+def service(name: str, ns: str, app: str, ports: list[tuple[str, int, str]], node_port: int | None = None) -> dict:
+    spec_ports = []
+    for port_name, port, target in ports:
+        entry = {"name": port_name, "port": port, "targetPort": target, "protocol": "TCP"}
+        if node_port:
+            entry["nodePort"] = node_port
+        spec_ports.append(entry)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(COMPONENT, name, ns),
+        "spec": {"type": "NodePort" if node_port else "ClusterIP", "selector": selector(app), "ports": spec_ports},
+    }
+
+
+def pod_security(uid: int) -> dict:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def http_probe(path: str, port: str, delay: int, failures: int) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay, "periodSeconds": 10,
+            "timeoutSeconds": 3, "failureThreshold": failures}
+
+
+def deployment(name: str, ns: str, pod_spec: dict, annotations: dict | None = None,
+               pod_annotations: dict | None = None, recreate: bool = False) -> dict:
+    meta = metadata(COMPONENT, name, ns, **({"annotations": annotations} if annotations else {}))
+    template_meta = {"labels": metadata(COMPONENT, name)["labels"]}
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
+    spec = {"replicas": 1, "selector": {"matchLabels": selector(name)},
+            "template": {"metadata": template_meta, "spec": pod_spec}}
+    if recreate:
+        spec["strategy"] = {"type": "Recreate"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
+
+
+def proxy(ns: str, vars: dict) -> dict:
+    hub_url = f"http://{fqdn('hub', ns)}:{HUB_PORT}"
+    container = {
+        "name": "chp",
+        "image": vars["images"]["jupyterhub-proxy"],
+        "command": [
+            "configurable-http-proxy",
+            "--ip=0.0.0.0", f"--port={PROXY_PORT}",
+            "--api-ip=0.0.0.0", f"--api-port={PROXY_API_PORT}",
+            f"--default-target={hub_url}",
+            f"--error-target={hub_url}/hub/error",
+        ],
+        "env": [{"name": "CONFIGPROXY_AUTH_TOKEN", "valueFrom": secret_ref(secret_name("jupyterhub"), "proxy-auth-token")}],
+        "ports": [{"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"},
+                  {"name": "api", "containerPort": PROXY_API_PORT, "protocol": "TCP"}],
+        "resources": vars["resources"]["jupyterhub-proxy"],
+        # CHP answers /_chp_healthz on its public port only; the API port has no unauthenticated path.
+        "readinessProbe": http_probe("/_chp_healthz", "http", 2, 3),
+        "livenessProbe": http_probe("/_chp_healthz", "http", 15, 6),
+        "securityContext": CONTAINER_SECURITY,
+    }
+    pod_spec = {"automountServiceAccountToken": False, "securityContext": pod_security(PROXY_UID),
+                "containers": [container]}
+    return deployment("proxy", ns, pod_spec)
+
+
+def user_image(vars: dict) -> str:
+    images = vars["images"]
+    return images["jupyterhub-user"] if vars["jupyterhub"]["use_built_image"] else images["jupyterhub-user-fallback"]
+
+
+def extra_requests(requests: dict) -> str:
+    """The user server's requests as the budget preflight reads them: `cpu=250m,memory=1Gi`."""
+    return ",".join(f"{resource}={requests[resource]}" for resource in ("cpu", "memory") if resource in requests)
+
+
+def hub(ns: str, vars: dict, config: str) -> dict:
+    user = vars["resources"]["jupyterhub-user"]
+    secret = secret_name("jupyterhub")
+    env = [
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "CONFIGPROXY_AUTH_TOKEN", "valueFrom": secret_ref(secret, "proxy-auth-token")},
+        {"name": "JUPYTERHUB_ADMIN_USER", "valueFrom": secret_ref(secret, "admin-user")},
+        {"name": "JUPYTERHUB_ADMIN_PASSWORD", "valueFrom": secret_ref(secret, "admin-password")},
+        {"name": "DATAMESH_HUB_CONNECT_IP", "value": fqdn("hub", ns)},
+        {"name": "DATAMESH_PROXY_API_URL", "value": f"http://{fqdn('proxy-api', ns)}:{PROXY_API_PORT}"},
+        {"name": "DATAMESH_PLATFORM_NAMESPACE", "value": vars["namespaces"]["platform"]},
+        {"name": "DATAMESH_USER_IMAGE", "value": user_image(vars)},
+        {"name": "DATAMESH_USER_CPU_GUARANTEE", "value": _cpu(user["requests"]["cpu"])},
+        {"name": "DATAMESH_USER_CPU_LIMIT", "value": _cpu(user["limits"]["cpu"])},
+        {"name": "DATAMESH_USER_MEM_GUARANTEE", "value": _bytes(user["requests"]["memory"])},
+        {"name": "DATAMESH_USER_MEM_LIMIT", "value": _bytes(user["limits"]["memory"])},
+        {"name": "DATAMESH_USER_STORAGE", "value": vars["storage"]["jupyterhub-user"]},
+    ]
+    if vars["storage"]["class"]:
+        env.append({"name": "DATAMESH_STORAGE_CLASS", "value": vars["storage"]["class"]})
+    container = {
+        "name": "hub",
+        "image": vars["images"]["jupyterhub-hub"],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": HUB_PORT, "protocol": "TCP"}],
+        "resources": vars["resources"]["jupyterhub-hub"],
+        "readinessProbe": http_probe("/hub/health", "http", 5, 3),
+        # generous: a hub upgrading its database must not be killed halfway
+        "livenessProbe": http_probe("/hub/health", "http", 60, 6),
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_PATH, "subPath": "jupyterhub_config.py", "readOnly": True},
+            {"name": "db", "mountPath": "/srv/jupyterhub"},
+        ],
+    }
+    pod_spec = {
+        "serviceAccountName": "hub",
+        "securityContext": pod_security(HUB_UID),
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": "hub-config"}},
+                    {"name": "db", "persistentVolumeClaim": {"claimName": "hub-db"}}],
+    }
+    return deployment(
+        "hub", ns, pod_spec,
+        annotations={EXTRA_REQUESTS: extra_requests(user["requests"])},
+        # a subPath mount never sees ConfigMap updates: a new config rolls the hub instead
+        pod_annotations={"datamesh.io/config-sha256": hashlib.sha256(config.encode()).hexdigest()[:16]},
+        recreate=True,  # one hub at a time on its ReadWriteOnce volume and SQLite database
+    )
+
+
+def _cpu(quantity: str) -> str:
+    return format(parse_quantity(quantity).normalize(), "f")
+
+
+def _bytes(quantity: str) -> str:
+    return str(int(parse_quantity(quantity)))

@@ -1,0 +1,221 @@
+"""Trino 435, the query engine over PostgreSQL, the domain databases and the Hive data lake.
+
+A coordinator Deployment (Service `trino-coordinator`, port 8080, also on its NodePort) and,
+with `trino.workers: N`, a worker Deployment of N replicas. node.properties, jvm.config,
+config.properties and one catalog file each for sales, marketing, hive, sales_domain and
+marketing_domain live in one ConfigMap mounted at /etc/trino. Catalogs name their logins as
+`${ENV:NAME}`, filled from Secrets; the domain databases' logins come from
+`trino-catalog-credentials`, which the credentials role copies from the domains' namespaces.
+"""
+
+import hashlib
+from string import Template
+
+from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+
+DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"]
+COORDINATOR, WORKER = "trino-coordinator", "trino-worker"
+CONFIG = "trino-config"
+CATALOG_SECRET = "trino-catalog-credentials"  # rendered by the credentials role
+PORT = 8080
+UID = 1000  # the image's trino user
+ETC = "/etc/trino"
+DATA = "/data/trino"
+DB_PORT = 5432
+
+
+def render(vars: dict) -> list[dict]:
+    namespace = vars["namespaces"]["platform"]
+    workers = vars["trino"]["workers"]
+    config = configmap(namespace, vars)
+    objects = [config, service(namespace, vars["nodeports"]["trino"]),
+               deployment(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
+    if workers > 0:
+        objects.append(deployment(WORKER, "worker.properties", workers, namespace, vars, config))
+    return objects
+
+
+def properties(values: dict[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def discovery_uri(namespace: str) -> str:
+    return f"http://{COORDINATOR}.{namespace}.svc.cluster.local:{PORT}"
+
+
+def server_config(namespace: str, vars: dict, coordinator: bool) -> dict[str, str]:
+    settings = vars["trino"]
+    values = {"coordinator": str(coordinator).lower()}
+    if coordinator:
+        values["node-scheduler.include-coordinator"] = str(settings["workers"] == 0).lower()
+    values.update({
+        "http-server.http.port": str(PORT),
+        "discovery.uri": discovery_uri(namespace),
+        "query.max-memory": settings["query_max_memory"],
+        "query.max-memory-per-node": settings["query_max_memory_per_node"],
+    })
+    return values
+
+
+def env_prefix(catalog: str) -> str:
+    return catalog.upper()
+
+
+def jdbc_catalogs(vars: dict) -> list[dict]:
+    """One PostgreSQL catalog per database of files/platform.yml except Hive's own metastore.
+
+    Each entry: catalog name, JDBC URL, and where its login is (Secret name and keys).
+    """
+    namespaces = vars["namespaces"]
+    out = []
+    for pg in platform()["postgres"]:
+        if pg["key"] == "hive":
+            continue
+        if pg["namespace"] == "platform":
+            secret, user_key, password_key = secret_name(pg["name"]), "username", "password"
+        else:  # the domain's Secret lives in its own namespace; a copy lives next to Trino
+            secret, user_key, password_key = CATALOG_SECRET, f"{pg['key']}-username", f"{pg['key']}-password"
+        host = f"{pg['name']}.{namespaces[pg['namespace']]}.svc.cluster.local"
+        out.append({
+            "catalog": pg["key"].replace("-", "_"),
+            "url": f"jdbc:postgresql://{host}:{DB_PORT}/{pg['database']}",
+            "secret": secret, "user_key": user_key, "password_key": password_key,
+        })
+    return out
+
+
+def catalogs(namespace: str, vars: dict) -> dict[str, dict[str, str]]:
+    """Catalog name -> its properties."""
+    out = {}
+    for jdbc in jdbc_catalogs(vars):
+        prefix = env_prefix(jdbc["catalog"])
+        out[jdbc["catalog"]] = {
+            "connector.name": "postgresql",
+            "connection-url": jdbc["url"],
+            "connection-user": f"${{ENV:{prefix}_DB_USER}}",
+            "connection-password": f"${{ENV:{prefix}_DB_PASSWORD}}",
+        }
+    out["hive"] = {
+        "connector.name": "hive",
+        "hive.metastore.uri": f"thrift://hive-metastore.{namespace}.svc.cluster.local:9083",
+        "hive.s3.endpoint": f"http://minio.{namespace}.svc.cluster.local:9000",
+        "hive.s3.path-style-access": "true",
+        "hive.s3.ssl.enabled": "false",
+        "hive.s3.aws-access-key": "${ENV:S3_ACCESS_KEY}",
+        "hive.s3.aws-secret-key": "${ENV:S3_SECRET_KEY}",
+        "hive.non-managed-table-writes-enabled": "true",
+    }
+    return out
+
+
+def catalog_env(vars: dict) -> list[dict]:
+    env = []
+    for jdbc in jdbc_catalogs(vars):
+        prefix = env_prefix(jdbc["catalog"])
+        env.append({"name": f"{prefix}_DB_USER", "valueFrom": secret_ref(jdbc["secret"], jdbc["user_key"])})
+        env.append({"name": f"{prefix}_DB_PASSWORD", "valueFrom": secret_ref(jdbc["secret"], jdbc["password_key"])})
+    env.append({"name": "S3_ACCESS_KEY", "valueFrom": secret_ref(secret_name("minio"), "root-user")})
+    env.append({"name": "S3_SECRET_KEY", "valueFrom": secret_ref(secret_name("minio"), "root-password")})
+    return env
+
+
+def configmap(namespace: str, vars: dict) -> dict:
+    settings = vars["trino"]
+    data = {
+        "node.properties": properties({
+            "node.environment": settings["environment"],
+            "node.id": "${ENV:HOSTNAME}",  # the pod name: stable for the pod's life, unique among pods
+            "node.data-dir": DATA,
+        }),
+        "jvm.config": Template(read("trino/jvm.config")).substitute(heap=settings["heap"]),
+        "log.properties": read("trino/log.properties"),
+        "coordinator.properties": properties(server_config(namespace, vars, coordinator=True)),
+    }
+    if settings["workers"] > 0:
+        data["worker.properties"] = properties(server_config(namespace, vars, coordinator=False))
+    for name, values in catalogs(namespace, vars).items():
+        data[f"catalog-{name}.properties"] = properties(values)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata("trino", CONFIG, namespace),
+        "data": data,
+    }
+
+
+def service(namespace: str, node_port: int) -> dict:
+    """trino-coordinator:8080 inside the cluster, and the same port on the NodePort outside."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata("trino", COORDINATOR, namespace),
+        "spec": {
+            "type": "NodePort",
+            "selector": selector(COORDINATOR),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "nodePort": node_port, "protocol": "TCP"}],
+        },
+    }
+
+
+def mounted_files(config: dict, server_key: str) -> list[dict]:
+    """The ConfigMap's keys as files under /etc/trino; catalog-X.properties -> catalog/X.properties."""
+    items = []
+    for key in config["data"]:
+        if key in ("coordinator.properties", "worker.properties"):
+            if key == server_key:
+                items.append({"key": key, "path": "config.properties"})
+        elif key.startswith("catalog-"):
+            items.append({"key": key, "path": f"catalog/{key.removeprefix('catalog-')}"})
+        else:
+            items.append({"key": key, "path": key})
+    return items
+
+
+def checksum(config: dict) -> str:
+    return hashlib.sha256(repr(sorted(config["data"].items())).encode()).hexdigest()[:16]
+
+
+def deployment(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
+    info = {"httpGet": {"path": "/v1/info", "port": "http"}}
+    pod_spec = {
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "enableServiceLinks": False,
+        "containers": [{
+            "name": "trino",
+            "image": vars["images"]["trino"],
+            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+            "env": catalog_env(vars),
+            "resources": vars["resources"][name],
+            # /v1/info answers 200 while the server is still starting; the image's health-check
+            # script is ready only once it reports "starting": false.
+            "startupProbe": {**info, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30},
+            "readinessProbe": {"exec": {"command": ["/usr/lib/trino/bin/health-check"]},
+                               "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+            "livenessProbe": {**info, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "config", "mountPath": ETC, "readOnly": True}],
+        }],
+        "volumes": [{"name": "config", "configMap": {"name": CONFIG, "items": mounted_files(config, server_key)}}],
+    }
+    if name == COORDINATOR:  # one coordinator: never two at once, which also keeps a rollout within the budget
+        strategy = {"type": "Recreate"}
+    else:
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    labels = metadata("trino", name)["labels"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata("trino", name, namespace),
+        "spec": {
+            "replicas": replicas,
+            "strategy": strategy,
+            "selector": {"matchLabels": selector(name)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-checksum": checksum(config)}},
+                "spec": pod_spec,
+            },
+        },
+    }
