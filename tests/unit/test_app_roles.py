@@ -220,7 +220,7 @@ def test_hub_config_as_jupyterhub_would_load_it(dd):
     assert c.Authenticator.admin_users == {"admin"} and c.Authenticator.allowed_users == {"admin"}
     assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
     assert c.KubeSpawner.namespace == "jupyterhub"
-    assert c.KubeSpawner.image == "jupyterhub-dbt:1.0.0"
+    assert c.KubeSpawner.image == "quay.io/jupyter/minimal-notebook:hub-4.1.3"  # until `invoke images` ran
     assert c.KubeSpawner.pvc_name_template.format(username="admin") == "claim-admin"
     assert c.KubeSpawner.storage_capacity == "5Gi"
     assert c.KubeSpawner.volumes[0]["persistentVolumeClaim"]["claimName"] == c.KubeSpawner.pvc_name_template
@@ -622,7 +622,7 @@ def test_images_on_a_cluster_that_cannot_take_a_local_image(write_inventory):
     commands, said = build_with("remote.example")  # use_built_image: false there
     assert commands == [["docker", "build", "--tag", "jupyterhub-dbt:1.0.0", str(IMAGE)]]
     assert "users still get quay.io/jupyter/minimal-notebook" in said[-1]
-    path = write_inventory("cluster: {context: prod}\n")
+    path = write_inventory("cluster: {context: prod}\njupyterhub: {use_built_image: true}\n")
     with pytest.raises(DatameshError, match="pulls its images from a registry"):
         build_with(str(path))
 
@@ -649,7 +649,7 @@ def test_local_cluster_inventories(name, context):
     assert inv["cluster"]["hint"] != inventory.load_defaults()["cluster"]["hint"]
     assert inv["credentials"]["policy"] == "generate"
     assert inv["hosts"]["nodeports"] == "local"
-    assert inv["jupyterhub"]["use_built_image"] is True
+    assert inv["jupyterhub"]["use_built_image"] is False  # a fresh `up` works before `invoke images`
     assert inv["hosts"]["address"] == ("localhost" if name in ("kind", "k3d") else "192.168.49.2")
 
 
