@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from datamesh import inventory as inventories, playbook as playbooks, report, status as statuses
+from datamesh import inventory as inventories, playbook as playbooks, report, status as statuses, teardown
 from datamesh.errors import DatameshError
 
 INVENTORY_HELP = "inventory name (inventory/NAME.yml) or path to a YAML file; default $DATAMESH_INVENTORY, else docker-desktop"
@@ -35,6 +36,46 @@ def up(c, inventory=None, only=None, skip=None, report_json=None):
         results = playbooks.up(inv, selected, reporter)
     except DatameshError as error:
         raise _fail(error)
+    reporter.recap(results)
+    if report_json:
+        report.write_json(results, Path(report_json), reporter.requests)
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise Exit(f"error: {failed[0].error}", code=2)
+
+
+@task(help={"components": "comma-separated components (role names) to remove, without asking",
+            "selective": "pick the components from a checklist on the terminal",
+            "purge": "also delete data volumes, their namespaces and the credentials they were made with",
+            "yes": "answer every confirmation with yes (needed for --purge without a terminal)",
+            "cascade": "also remove the components that depend on the ones named",
+            "dry_run": "list what would be deleted and kept; change nothing",
+            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
+def down(c, components=None, selective=False, purge=False, yes=False, cascade=False, dry_run=False,
+         inventory=None, report_json=None):
+    """Remove datamesh components (all by default); data volumes are kept unless --purge."""
+    reporter = report.Reporter()
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        inv = inventories.load(inventory)
+        book = playbooks.load("up")
+        requested = playbooks.parse_list(components)
+        if selective and not requested:
+            if not terminal:
+                raise DatameshError("--selective asks on a terminal and there is none: name the components with --components a,b.")
+            requested = teardown.choose(book.names(), input)
+            if not requested:
+                reporter.line("nothing chosen; nothing removed.")
+                return
+        cluster = playbooks.connect(inv, reporter)
+        rendered = playbooks.render_all(book.roles, inv)
+        results = teardown.down(inv, book.roles, rendered, cluster, reporter, requested=requested, cascade=cascade,
+                                purge=purge, dry_run=dry_run, yes=yes, ask=input if terminal else None)
+        reporter.requests = dict(cluster.requests)
+    except DatameshError as error:
+        raise _fail(error)
+    if dry_run:
+        return
     reporter.recap(results)
     if report_json:
         report.write_json(results, Path(report_json), reporter.requests)
@@ -142,4 +183,4 @@ def cluster_config(c, for_=None, inventory=None):
 
 
 testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, plan, render, status, images, cluster_config, testbed)
+namespace = Collection(up, down, plan, render, status, images, cluster_config, testbed)

@@ -52,9 +52,11 @@ c.KubeSpawner.cpu_limit = float(env("DATAMESH_USER_CPU_LIMIT"))
 c.KubeSpawner.mem_guarantee = int(env("DATAMESH_USER_MEM_GUARANTEE"))  # bytes
 c.KubeSpawner.mem_limit = int(env("DATAMESH_USER_MEM_LIMIT"))
 
-# Labelled as part of the platform (the preflight then does not count a running server twice),
-# but not as managed by datamesh: KubeSpawner owns these pods and volumes.
-part_of = {"app.kubernetes.io/part-of": "datamesh", "app.kubernetes.io/component": "jupyterhub-user"}
+# Labelled as part of the platform's jupyterhub component (the preflight then does not count a
+# running server twice, and `down` removes servers with the hub, volumes only with --purge), but
+# not as managed by datamesh: KubeSpawner owns these pods and volumes.
+part_of = {"app.kubernetes.io/part-of": "datamesh", "app.kubernetes.io/component": "jupyterhub",
+           "app.kubernetes.io/name": "jupyterhub-user"}
 c.KubeSpawner.extra_labels = part_of
 c.KubeSpawner.storage_extra_labels = part_of
 

@@ -33,6 +33,7 @@ def test_up_on_an_empty_cluster_converges(empty_cluster, datamesh, kubectl):
     run = datamesh("up")
     assert run.returncode == 0, run.stderr + run.stdout
     assert run.totals["failed"] == 0 and run.totals["changed"] > 0
+    assert "(created)" in run.stdout and "(updated)" not in run.stdout
     assert_converged(kubectl)
     generated = get(kubectl, "secret", "postgres-sales-credentials", "data-platform")
     assert len(base64.b64decode(generated["data"]["password"])) >= 24

@@ -1,0 +1,254 @@
+"""`invoke down`: remove exactly the components asked for and keep everyone's data.
+
+Components are the roles of the up playbook. Only objects labelled
+`app.kubernetes.io/part-of=datamesh` with the component's label are deleted; anything else in
+our namespaces is left alone and mentioned. Data is kept unless purging: volumes (PVCs), the
+namespaces that hold them, and the credentials Secrets whose passwords those volumes were
+initialised with. Deletion runs in reverse playbook order and waits until objects are gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import tenacity
+
+from datamesh.cluster import Cluster, ref
+from datamesh.errors import DatameshError
+from datamesh.inventory import Inventory
+from datamesh.report import Reporter
+from datamesh.role import ObjectResult, Result, Role
+
+PART_OF = "app.kubernetes.io/part-of"
+COMPONENT = "app.kubernetes.io/component"
+DATA_KINDS = {"PersistentVolumeClaim", "Namespace"}
+DATA_COMPONENTS = {"credentials"}  # passwords the kept volumes were initialised with
+EXTRA_KINDS = [("v1", "Pod"), ("v1", "PersistentVolumeClaim")]  # made by controllers or KubeSpawner
+SYSTEM_OBJECTS = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+FOREGROUND_KINDS = {"StatefulSet", "Deployment", "Job", "ReplicaSet"}  # gone only once their pods are
+
+
+@dataclass
+class Teardown:
+    """What `down` will do: per component, the objects to delete and to keep; foreign objects."""
+
+    components: list[str]
+    delete: dict[str, list[dict]] = field(default_factory=dict)
+    keep: dict[str, list[dict]] = field(default_factory=dict)
+    foreign: list[dict] = field(default_factory=list)
+    release: list[dict] = field(default_factory=list)  # purged namespaces kept for what is not ours
+
+    def count(self, what: str) -> int:
+        return sum(len(objects) for objects in getattr(self, what).values())
+
+
+def select(playbook_roles: list[Role], requested: list[str], cascade: bool, present: set[str]) -> list[str]:
+    """The components to remove, in reverse playbook order, refusing to strand a dependent.
+
+    A dependent counts when some object of it is in the cluster; `cascade` adds dependents.
+    """
+    names = [r.name for r in playbook_roles]
+    unknown = [n for n in requested if n not in names]
+    if unknown:
+        raise DatameshError(f"--components names {', '.join(unknown)}, which is no component; components are: {', '.join(names)}.")
+    chosen = set(requested or names)
+    while True:
+        stranded = [
+            r.name for r in playbook_roles
+            if r.name not in chosen and r.name in present and any(d in chosen for d in r.depends_on)
+        ]
+        if not stranded:
+            break
+        if not cascade:
+            needed = sorted({d for r in playbook_roles if r.name in stranded for d in r.depends_on if d in chosen})
+            raise DatameshError(
+                f"{', '.join(needed)} {'is' if len(needed) == 1 else 'are'} needed by {', '.join(stranded)}, which would stay; "
+                f"add {', '.join(stranded)} to --components, or pass --cascade to remove {'it' if len(stranded) == 1 else 'them'} too."
+            )
+        chosen.update(stranded)
+    return [n for n in reversed(names) if n in chosen]
+
+
+def survey(cluster: Cluster, inventory: Inventory, rendered: dict[str, list[dict]]) -> list[dict]:
+    """Every object of the kinds we render (plus pods and volumes) in our namespaces, one list per kind."""
+    namespaces = set(inventory["namespaces"].values())
+    kinds = {(obj["apiVersion"], obj["kind"]) for objects in rendered.values() for obj in objects}
+    kinds.update(EXTRA_KINDS)
+    found = []
+    for api_version, kind in sorted(kinds):
+        for obj in cluster.list(api_version, kind):
+            meta = obj["metadata"]
+            if kind == "Namespace" and meta["name"] in namespaces:
+                found.append(obj)
+            elif meta.get("namespace") in namespaces:
+                found.append(obj)
+    return found
+
+
+def present_components(objects: list[dict]) -> set[str]:
+    return {o["metadata"].get("labels", {}).get(COMPONENT) for o in objects if _ours(o)} - {None}
+
+
+def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
+    """Sort the surveyed objects into delete, keep and foreign for the chosen components."""
+    teardown = Teardown(components)
+    foreign_namespaces = set()
+    for obj in objects:
+        meta = obj["metadata"]
+        if meta.get("ownerReferences"):
+            continue  # goes with its owner
+        if not _ours(obj):
+            if obj["kind"] != "Namespace" and (obj["kind"], meta["name"]) not in SYSTEM_OBJECTS \
+                    and not (obj["kind"] == "Secret" and obj.get("type") == "kubernetes.io/service-account-token"):
+                teardown.foreign.append(obj)
+                foreign_namespaces.add(meta.get("namespace"))
+            continue
+        component = meta["labels"].get(COMPONENT)
+        if component not in components:
+            continue
+        data = obj["kind"] in DATA_KINDS or component in DATA_COMPONENTS
+        keep = not purge and data
+        if purge and obj["kind"] == "Namespace" and meta["name"] in foreign_namespaces:
+            keep = True  # deleting it would delete what is not ours: it stops being ours instead
+            teardown.release.append(obj)
+        (teardown.keep if keep else teardown.delete).setdefault(component, []).append(obj)
+    for component in components:
+        teardown.delete.setdefault(component, [])
+        teardown.keep.setdefault(component, [])
+        teardown.delete[component].sort(key=_order)
+    return teardown
+
+
+def _ours(obj: dict) -> bool:
+    return obj["metadata"].get("labels", {}).get(PART_OF) == "datamesh"
+
+
+def _order(obj: dict) -> int:
+    """Workloads first (they free their volumes), namespaces last."""
+    return {"Namespace": 3, "PersistentVolumeClaim": 2}.get(obj["kind"], 0 if obj["kind"] in FOREGROUND_KINDS else 1)
+
+
+def run(cluster: Cluster, teardown: Teardown, timeout: int, reporter: Reporter) -> list[Result]:
+    """Delete, component by component, and wait for each component's objects to be gone."""
+    results = []
+    failed = False
+    for component in teardown.components:
+        result = Result(component)
+        results.append(result)
+        if failed:
+            result.skipped = True
+            reporter.role_skipped(component)
+            continue
+        reporter.role_start(component)
+        for obj in teardown.keep[component]:
+            if obj in teardown.release:
+                cluster.apply({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]}})
+                result.objects.append(_result(obj, "changed", "release"))
+                reporter.line(f"  released: {ref(obj)} (kept for objects not ours; datamesh's labels removed)")
+                continue
+            result.objects.append(_result(obj, "ok", "keep"))
+            reporter.line(f"  kept:    {ref(obj)}")
+        try:
+            deleted = []
+            for obj in teardown.delete[component]:
+                propagation = "Foreground" if obj["kind"] in FOREGROUND_KINDS else "Background"
+                if cluster.delete(obj, propagation):
+                    deleted.append(obj)
+                    reporter.line(f"  deleted: {ref(obj)}")
+                    result.objects.append(_result(obj, "changed", "delete"))
+            wait_gone(cluster, deleted, timeout)
+        except DatameshError as exc:
+            result.error = str(exc)
+            failed = True
+            reporter.role_failed(component, result.error)
+    return results
+
+
+def _result(obj: dict, status: str, action: str) -> ObjectResult:
+    meta = obj["metadata"]
+    return ObjectResult(obj["kind"], meta.get("namespace"), meta["name"], status, action)
+
+
+def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
+    """Poll until every object is gone, finalizers included; on timeout name what holds it."""
+    pending = list(objects)
+
+    def poll() -> None:
+        for obj in list(pending):
+            live = cluster.get(obj)
+            if live is None or live["metadata"].get("uid") != obj["metadata"].get("uid"):
+                pending.remove(obj)
+        if pending:
+            raise _StillThere()
+
+    try:
+        tenacity.Retrying(retry=tenacity.retry_if_exception_type(_StillThere), stop=tenacity.stop_after_delay(timeout),
+                          wait=tenacity.wait_exponential(multiplier=0.25, max=3), reraise=True)(poll)
+    except _StillThere:
+        live = cluster.get(pending[0]) or {}
+        finalizers = ", ".join(live.get("metadata", {}).get("finalizers", [])) or "none"
+        raise DatameshError(
+            f"{ref(pending[0])} was still there {timeout} s after its deletion (finalizers: {finalizers}); "
+            "check what holds it and re-run `invoke down`."
+        ) from None
+
+
+class _StillThere(Exception):
+    pass
+
+
+def describe(teardown: Teardown, reporter: Reporter, dry_run: bool) -> None:
+    """Print the plan: what goes, what stays and why, what is not ours."""
+    verb = "would delete" if dry_run else "will delete"
+    for component in teardown.components:
+        for obj in teardown.delete[component]:
+            reporter.line(f"- {verb:<12} [{component}] {ref(obj)}")
+        for obj in teardown.keep[component]:
+            if obj in teardown.release:
+                reporter.line(f"= keep         [{component}] {ref(obj)} (holds objects not ours; only datamesh's labels go)")
+                continue
+            why = {"PersistentVolumeClaim": "data volume", "Namespace": "holds data volumes"}.get(obj["kind"], "credentials of kept data")
+            reporter.line(f"= keep         [{component}] {ref(obj)} ({why}; --purge removes it)")
+    for obj in teardown.foreign:
+        reporter.line(f"  left alone   {ref(obj)}: not labelled {PART_OF}=datamesh")
+
+
+def choose(names: list[str], ask: Callable[[str], str]) -> list[str]:
+    """The --selective checklist: numbered components, answered with numbers or names."""
+    lines = [f"  {index}) {name}" for index, name in enumerate(names, 1)]
+    answer = ask("Components to remove:\n" + "\n".join(lines) + "\nNumbers or names, separated by commas (empty: none): ")
+    chosen = []
+    for part in (p.strip() for p in answer.split(",") if p.strip()):
+        if part.isdigit() and 1 <= int(part) <= len(names):
+            chosen.append(names[int(part) - 1])
+        elif part in names:
+            chosen.append(part)
+        else:
+            raise DatameshError(f"'{part}' is not one of the listed components; run `invoke down --selective` again.")
+    return chosen
+
+
+def confirm_purge(teardown: Teardown, ask: Callable[[str], str]) -> None:
+    volumes = [ref(o) for objects in teardown.delete.values() for o in objects if o["kind"] in DATA_KINDS]
+    answer = ask(f"--purge deletes {len(volumes)} volume(s) and namespace(s) for good, with their data:\n  "
+                 + "\n  ".join(volumes) + "\nType 'purge' to go ahead: ")
+    if answer.strip() != "purge":
+        raise DatameshError("purge not confirmed, nothing was deleted; type 'purge' at the prompt or pass --yes.")
+
+
+def down(inventory: Inventory, roles: list[Role], rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter, *,
+         requested: list[str], cascade: bool, purge: bool, dry_run: bool, yes: bool,
+         ask: Callable[[str], str] | None) -> list[Result]:
+    """The whole of `invoke down`; `ask` is None without a terminal."""
+    objects = survey(cluster, inventory, rendered)
+    components = select(roles, requested, cascade, present_components(objects))
+    teardown = plan(objects, components, purge)
+    describe(teardown, reporter, dry_run)
+    if dry_run:
+        return []
+    if purge and not yes and any(o["kind"] in DATA_KINDS for objs in teardown.delete.values() for o in objs):
+        if ask is None:
+            raise DatameshError("--purge deletes data volumes and needs a confirmation: run it on a terminal, or add --yes.")
+        confirm_purge(teardown, ask)
+    return run(cluster, teardown, inventory["timeouts"]["ready"], reporter)

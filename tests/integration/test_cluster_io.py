@@ -1,0 +1,57 @@
+"""datamesh/cluster.py against kube-apiserver: apply, dry run, get, delete, discovery."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from datamesh import inventory
+from datamesh.cluster import Cluster
+from datamesh.errors import DatameshError
+from datamesh.manifests import metadata
+
+
+@pytest.fixture
+def cluster(env, monkeypatch) -> Cluster:
+    monkeypatch.setenv("KUBECONFIG", env["KUBECONFIG"])
+    return Cluster(inventory.load("testbed"))
+
+
+def configmap(name: str, value: str = "1") -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata("io-test", name, "default"), "data": {"v": value}}
+
+
+def test_apply_get_delete_roundtrip(cluster):
+    obj = configmap("io-roundtrip")
+    applied = cluster.apply(obj)
+    assert applied["data"] == {"v": "1"}
+    assert applied["metadata"]["managedFields"][0]["manager"] == "datamesh"
+    assert cluster.get(obj)["metadata"]["uid"] == applied["metadata"]["uid"]
+    assert cluster.delete(obj) is True
+    assert cluster.get(obj) is None
+    assert cluster.delete(obj) is False
+
+
+def test_dry_run_changes_nothing(cluster):
+    obj = configmap("io-dry-run")
+    cluster.apply(obj)
+    try:
+        answer = cluster.apply(configmap("io-dry-run", "2"), dry_run=True)
+        assert answer["data"] == {"v": "2"}
+        assert cluster.get(obj)["data"] == {"v": "1"}
+    finally:
+        cluster.delete(obj)
+
+
+def test_refused_object_is_one_sentence_naming_it(cluster):
+    bad = configmap("Not_A_Valid_Name")
+    with pytest.raises(DatameshError, match=r"the API server refused to apply ConfigMap default/Not_A_Valid_Name \(422"):
+        cluster.apply(bad)
+
+
+def test_discovery_is_done_once_per_group_version(cluster):
+    for name in ("io-a", "io-b"):
+        cluster.get(configmap(name))
+    gets = cluster.requests["GET"]
+    cluster.get(configmap("io-c"))
+    assert cluster.requests["GET"] == gets + 1
