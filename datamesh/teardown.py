@@ -93,17 +93,12 @@ def present_components(objects: list[dict]) -> set[str]:
 def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
     """Sort the surveyed objects into delete, keep and foreign for the chosen components."""
     teardown = Teardown(components)
-    foreign_namespaces = set()
+    teardown.foreign = [o for o in objects if _foreign(o)]
+    foreign_namespaces = {o["metadata"].get("namespace") for o in teardown.foreign}
     for obj in objects:
         meta = obj["metadata"]
-        if meta.get("ownerReferences"):
-            continue  # goes with its owner
-        if not _ours(obj):
-            if obj["kind"] != "Namespace" and (obj["kind"], meta["name"]) not in SYSTEM_OBJECTS \
-                    and not (obj["kind"] == "Secret" and obj.get("type") == "kubernetes.io/service-account-token"):
-                teardown.foreign.append(obj)
-                foreign_namespaces.add(meta.get("namespace"))
-            continue
+        if meta.get("ownerReferences") or not _ours(obj):
+            continue  # owned objects go with their owner; what is not ours is never touched
         component = meta["labels"].get(COMPONENT)
         if component not in components:
             continue
@@ -118,6 +113,14 @@ def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
         teardown.keep.setdefault(component, [])
         teardown.delete[component].sort(key=_order)
     return teardown
+
+
+def _foreign(obj: dict) -> bool:
+    """Not ours, not a namespace, not owned by something else and not made by Kubernetes itself."""
+    meta = obj["metadata"]
+    return not _ours(obj) and obj["kind"] != "Namespace" and not meta.get("ownerReferences") \
+        and (obj["kind"], meta["name"]) not in SYSTEM_OBJECTS \
+        and not (obj["kind"] == "Secret" and obj.get("type") == "kubernetes.io/service-account-token")
 
 
 def _ours(obj: dict) -> bool:
