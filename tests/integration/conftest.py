@@ -93,7 +93,7 @@ def datamesh(env, tmp_path_factory):
         command = [sys.executable, "-m", "invoke", task, *args]
         if task in ("up", "down"):
             command += ["--report-json", str(report_path)]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                                 env={**env, **(extra_env or {})})
         report = json.loads(report_path.read_text()) if report_path.exists() else None
         return Run(result.returncode, result.stdout, result.stderr, report)
@@ -121,7 +121,7 @@ def ours(kubectl) -> dict[str, dict]:
     """Every object labelled as ours, keyed by 'Kind namespace/name'."""
     out = {}
     kinds = "namespaces,secrets,configmaps,services,statefulsets,deployments,jobs,persistentvolumeclaims,serviceaccounts,roles,rolebindings"
-    listing = json.loads(kubectl("get", kinds, "-A", "-l", "app.kubernetes.io/managed-by=datamesh", "-o", "json"))
+    listing = json.loads(kubectl("get", kinds, "-A", "-l", "app.kubernetes.io/part-of=datamesh", "-o", "json"))
     for item in listing["items"]:
         meta = item["metadata"]
         out[f"{item['kind']} {meta.get('namespace', '')}/{meta['name']}"] = item

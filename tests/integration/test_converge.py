@@ -6,6 +6,8 @@ Ordered: the first test starts from an empty cluster; later ones build on what i
 from __future__ import annotations
 
 import base64
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import time
 
 import pytest
 
-from datamesh import ROOT
+from datamesh import ROOT, budget, inventory as inventory_module, playbook
 from tests.integration.conftest import get, wipe, write_inventory
 from tests.testbed import cluster as testbed
 
@@ -119,8 +121,10 @@ def test_up_killed_at_any_point_is_finished_by_the_next_up(after, datamesh, kube
     assert run.returncode == 0, run.stderr
     assert run.totals["failed"] == 0
     assert_converged(kubectl)
-    listing = kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/part-of=datamesh", "-o", "name").split()
-    assert len(listing) == len(STATEFULSETS), listing
+    workloads = json.loads(kubectl("get", "statefulsets,deployments,jobs", "-A", "-l", "app.kubernetes.io/part-of=datamesh", "-o", "json"))
+    expected = sum(w["spec"].get("replicas", 1) for w in workloads["items"])
+    pods = kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/part-of=datamesh", "-o", "name").split()
+    assert len(pods) == expected, pods  # one pod per replica: nothing made twice
     again = datamesh("up")
     assert again.totals["changed"] == 0
 
@@ -131,5 +135,11 @@ def test_too_small_a_cluster_is_refused_before_anything_is_applied(datamesh, aud
     mark = audit.mark()
     run = datamesh("up", "--inventory", str(inventory))
     assert run.returncode != 0
-    assert "the platform requests 0.5 CPU and 10.0 GiB memory but the cluster's nodes have 4 CPU and 8.0 GiB memory allocatable" in run.stderr
+    found = re.search(r"the platform requests ([\d.]+) CPU and ([\d.]+) GiB memory but the cluster's nodes have "
+                      r"4 CPU and 8.0 GiB memory allocatable, of which other pods already request .*, so memory will not fit",
+                      run.stderr)
+    assert found, run.stderr
+    rendered = playbook.render_all(playbook.load("up").roles, inventory_module.load(str(inventory)))
+    want = budget.requested([obj for objects in rendered.values() for obj in objects])
+    assert float(found.group(2)) == round(float(want["memory"] / 2**30), 1) > 8
     assert audit.writes(mark) == []
