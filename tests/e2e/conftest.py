@@ -1,0 +1,78 @@
+"""The service testbed for the e2e tier: the platform's real programs, run natively with the
+config files the roles render (tests/testbed/rendered.py), started once per session.
+
+A testbed that already runs with the current render is reused and left running (a developer's
+`python -m tests.testbed.services up`); otherwise this session installs what is missing (cached),
+starts it, and stops it at the end (DATAMESH_KEEP_TESTBED=1 keeps it). It needs root (/etc/hosts,
+port 80, PostgreSQL's own user): without root the tier is skipped with that reason. CI runs as
+root, so there it always runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.testbed import services as svc
+from tests.testbed.rendered import config_from_render
+
+INVENTORY = "docker-desktop"  # the lab logins the workshop material uses
+
+
+@dataclass
+class Testbed:
+    config: dict          # what the services run with: config_from_render(INVENTORY)
+    summary: dict         # start times and RSS, from up()
+    started_here: bool
+    startup_s: float      # wall time of up() in this session (0 when reused)
+
+
+def _running_with(config: dict) -> bool:
+    """True when every testbed process is up and was started with exactly this config."""
+    status = svc.status()
+    if not status or not all(s["alive"] and s.get("port_open", True) for s in status.values()):
+        return False
+    try:
+        return svc.saved_config() == json.loads(json.dumps(config, default=str))
+    except (svc.TestbedError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    if os.geteuid() != 0:
+        pytest.skip("the service testbed needs root (/etc/hosts, port 80, PostgreSQL's own user); CI runs as root")
+    # generated Secrets keep the values of the last run, as live Secrets do across `invoke up`
+    config = config_from_render(INVENTORY, live=svc.previous_secrets())
+    started_here = not _running_with(config)
+    startup = 0.0
+    if started_here:
+        t0 = time.monotonic()
+        summary = svc.up(config)
+        startup = time.monotonic() - t0
+    else:
+        summary = json.loads((svc.run_dir() / "summary.json").read_text())
+    yield Testbed(svc.saved_config(), summary, started_here, startup)
+    if started_here and not os.environ.get("DATAMESH_KEEP_TESTBED"):
+        svc.down()
+
+
+@pytest.fixture(scope="session")
+def config(testbed) -> dict:
+    return testbed.config
+
+
+@pytest.fixture(scope="session")
+def s3(config):
+    """A minio client on the object store, with the login from the rendered minio-credentials."""
+    creds = config["secrets"]["data-platform/minio-credentials"]
+    return svc.s3_client(creds["root-user"], creds["root-password"])
+
+
+def remove_prefix(client, bucket: str, prefix: str) -> None:
+    for o in client.list_objects(bucket, prefix, recursive=True):
+        client.remove_object(bucket, o.object_name)

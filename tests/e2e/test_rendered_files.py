@@ -1,0 +1,50 @@
+"""The programs read the files the roles render, as rendered: every mounted file of every pod is
+in the run folder where the config's paths table puts it, byte for byte. The only rewrite is
+listed: the start scripts the testbed runs get the image's /entrypoint.sh pointed at its stand-in."""
+
+from __future__ import annotations
+
+import difflib
+
+from tests.testbed import services as svc
+from tests.testbed.rendered import config_from_render
+
+SECTIONS = {"trino": "trino", "hive": "hive", "jupyterhub": "jupyterhub", "nginx": "nginx", "s3": "s3"}
+
+
+def _sections(config: dict):
+    for name, folder in SECTIONS.items():
+        yield name, config[name], svc.run_dir() / folder
+    for name, inst in config["postgres"]["instances"].items():
+        yield name, inst, svc.run_dir() / "postgres" / name
+
+
+def test_the_running_config_is_the_current_render(testbed):
+    fresh = config_from_render("docker-desktop", live=testbed.config["secrets"])
+    assert fresh == testbed.config, "the testbed runs an older render; restart it"
+
+
+def test_every_mounted_file_is_in_place_byte_for_byte(config):
+    checked = 0
+    for name, section, base in _sections(config):
+        for pod_path, content in section["files"].items():
+            on_disk = svc.native_path(pod_path, section["paths"], base).read_text()
+            expected = content
+            if name == "hive" and pod_path.endswith(".sh"):
+                expected = svc.translate_text(content, section["paths"], base)
+                changed = [line for line in difflib.ndiff(content.splitlines(), on_disk.splitlines())
+                           if line.startswith(("- ", "+ "))]
+                assert all("entrypoint.sh" in line for line in changed), (pod_path, changed)
+            assert on_disk == expected, f"{name}: {pod_path} differs from the rendered file"
+            checked += 1
+    assert checked >= 20
+
+
+def test_trino_sees_its_files_where_the_pod_does(config):
+    etc = svc.native_path("/etc/trino", config["trino"]["paths"], svc.run_dir() / "trino")
+    assert sorted(str(p.relative_to(etc)) for p in etc.rglob("*") if p.is_file()) == [
+        "catalog/hive.properties", "catalog/marketing.properties", "catalog/marketing_domain.properties",
+        "catalog/sales.properties", "catalog/sales_domain.properties",
+        "config.properties", "jvm.config", "log.properties", "node.properties",
+    ]
+    assert "coordinator=true" in (etc / "config.properties").read_text()  # coordinator.properties, mounted
