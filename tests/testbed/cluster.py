@@ -2,29 +2,48 @@
 
 kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are built
 from the Go module proxy at one Kubernetes release, etcd at the version that
-release pins, and KWOK (kwok, kwokctl) simulates one node and the lifecycle of
-pods on it. kwokctl's "binary" runtime runs them all as plain processes.
+release pins (its build/dependencies.yaml), and KWOK (kwok, kwokctl) fakes one
+node, sized like Docker Desktop's VM (4 CPU, 8Gi), and the life of the pods on
+it: Deployment and StatefulSet pods become Ready, Job pods complete.
+kwokctl's "binary" runtime runs the components as plain processes on loopback.
+
+    python -m tests.testbed.cluster build   # build what is missing (cold: minutes; warm: nothing)
+    python -m tests.testbed.cluster up      # build, start, write .testbed/env; prints timings
+    python -m tests.testbed.cluster env     # print the exports for the running cluster
+    python -m tests.testbed.cluster down    # stop; no process is left
+    python -m tests.testbed.cluster size    # size of the cache
+
+From Python: build(), up(), down(), is_up(), node_ready(), kubeconfig_path(),
+kubectl_path(), audit_log_path(), audit_events(), restart_apiserver().
 
 Everything built is cached by version under $DATAMESH_CACHE/testbed
-(default ~/.cache/datamesh/testbed):
+(default ~/.cache/datamesh/testbed), next to the Go caches used to build it:
 
-    kubernetes-v1.34.4/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
-    etcd-v3.6.5/bin/etcd
+    kubernetes-v1.37.2/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
+    kubernetes-v1.37.2/src/go.mod    the wrapper module it was built from
+    etcd-v3.7.0/bin/etcd
     kwok-v0.8.0/bin/{kwok,kwokctl}
-    go/{mod,build,path}          Go module and build caches for rebuilds
-    clusters/datamesh/           kwokctl's working dir for the running cluster
+    go/{mod,build,path}              GOMODCACHE, GOCACHE, GOPATH
+    kwok/clusters/datamesh/          the running cluster: kubeconfig.yaml, logs/, pids/
 
-Each component is built in a temporary directory and renamed into place, so
-a killed build never leaves a half-filled cache entry.
+Each component is built in a temporary directory and renamed into place, so a
+killed build never leaves a half-filled cache entry.
 
-PersistentVolumeClaims: the cluster has no storage driver, so a default
-StorageClass "standard" (provisioner datamesh.local/testbed) is created and a
-small provisioner loop (a child process of `up`) creates one hostPath PV for
-each pending PVC that uses it; the PV controller in kube-controller-manager
-then binds them as usual. Deleting a PVC releases the PV, which is deleted
-with it (reclaimPolicy Delete is honoured by the same loop).
+Audit log: the apiserver logs every write (create, update, patch, delete,
+deletecollection; leases and events left out) as JSON lines at Metadata level
+to audit_log_path(). All clients share one user (kwok-admin), so tell writers
+apart by userAgent (kubectl/..., kube-controller-manager/..., datamesh/...).
 
-CLI:  python -m tests.testbed.cluster build|up|down|env
+PersistentVolumeClaims: there is no storage driver, so `up` creates a default
+StorageClass "standard" (provisioner datamesh.local/testbed) and starts a small
+provisioner loop (`cluster.py provision`, its own process) that creates one
+hostPath PV, pre-bound by claimRef, for each pending PVC of that class; the
+PV controller in kube-controller-manager binds them as usual. A released PV
+of that class is deleted (reclaimPolicy Delete), like a real provisioner does.
+
+Settings: DATAMESH_TESTBED_KUBERNETES (release, default below),
+DATAMESH_TESTBED_KWOK, DATAMESH_TESTBED_CLUSTER (cluster name, default
+datamesh; its env file is then .testbed/env-NAME), DATAMESH_CACHE.
 """
 
 from __future__ import annotations
@@ -50,9 +69,10 @@ from string import Template
 
 import yaml
 
-K8S_VERSION = os.environ.get("DATAMESH_TESTBED_KUBERNETES", "v1.34.4")
+# The newest release Go 1.26 builds; v1.36.3 and v1.34.4 work too (KWOK v0.8.0 lists 1.36 as its newest tested).
+K8S_VERSION = os.environ.get("DATAMESH_TESTBED_KUBERNETES", "v1.37.2")
 KWOK_VERSION = os.environ.get("DATAMESH_TESTBED_KWOK", "v0.8.0")
-CLUSTER = "datamesh"
+CLUSTER = os.environ.get("DATAMESH_TESTBED_CLUSTER", "datamesh")
 NODE = "datamesh-node"
 STORAGE_CLASS = "standard"
 PROVISIONER = "datamesh.local/testbed"
@@ -69,6 +89,8 @@ def log(msg: str) -> None:
 class TestbedError(RuntimeError):
     """A testbed step failed; the message says which and what to do."""
 
+    __test__ = False  # not a pytest test class
+
 
 # ---------------------------------------------------------------- paths
 
@@ -82,9 +104,14 @@ def component_dir(name: str, version: str) -> Path:
     return cache_root() / f"{name}-{version}"
 
 
+def kwok_workdir() -> Path:
+    """KWOK_WORKDIR: kwokctl's home (config, clusters/) instead of ~/.kwok."""
+    return cache_root() / "kwok"
+
+
 def cluster_dir() -> Path:
     """kwokctl's working directory for the cluster (kubeconfig, logs, pids)."""
-    return cache_root() / "clusters" / CLUSTER
+    return kwok_workdir() / "clusters" / CLUSTER
 
 
 def kubeconfig_path() -> Path:
@@ -96,8 +123,24 @@ def audit_log_path() -> Path:
     return cluster_dir() / "logs" / "audit.log"
 
 
+def audit_events(user_agent: str | None = None) -> list[dict]:
+    """Audit events written so far, optionally only those whose user agent starts with `user_agent`."""
+    events = []
+    with open(audit_log_path()) as fh:
+        for line in fh:
+            event = json.loads(line)
+            if user_agent is None or event.get("userAgent", "").startswith(user_agent):
+                events.append(event)
+    return events
+
+
 def env_file() -> Path:
-    return REPO / ".testbed" / "env"
+    """.testbed/env in the work tree (.testbed/env-NAME for a cluster not named datamesh)."""
+    return REPO / ".testbed" / ("env" if CLUSTER == "datamesh" else f"env-{CLUSTER}")
+
+
+def kubectl_path() -> Path:
+    return component_dir("kubernetes", K8S_VERSION) / "bin" / "kubectl"
 
 
 # ---------------------------------------------------------------- go
@@ -201,6 +244,8 @@ def ensure(name: str, version: str, binaries: tuple[str, ...], build_fn, timings
         bin_dir = cached(name, version, binaries)
         if bin_dir:
             return bin_dir
+        if not shutil.which("go"):
+            raise TestbedError(f"{name} {version} is not in the cache and Go is not on PATH: install Go 1.26+")
         log(f"building {name} {version} (cold; this takes a while on 2 cores)")
         start = time.monotonic()
         bin_dir = build_into_cache(name, version, binaries, build_fn)
@@ -220,7 +265,14 @@ def staging_version(version: str) -> str:
 
 
 def etcd_version(k8s_version: str = K8S_VERSION) -> str:
-    """The etcd release this Kubernetes release is built and tested with (build/dependencies.yaml)."""
+    """The etcd release this Kubernetes release is built and tested with.
+
+    Read from the release's build/dependencies.yaml, and remembered in the
+    kubernetes cache entry so a warm start needs no Go toolchain.
+    """
+    remembered = component_dir("kubernetes", k8s_version) / "etcd.version"
+    if remembered.is_file():
+        return remembered.read_text().strip()
     info = module_info("k8s.io/kubernetes", k8s_version)
     deps = yaml.safe_load((Path(info["Dir"]) / "build" / "dependencies.yaml").read_text())
     for dep in deps["dependencies"]:
@@ -254,6 +306,7 @@ def kubernetes_ldflags(version: str) -> str:
         "gitVersion": version,
         "gitMajor": major,
         "gitMinor": minor,
+        "gitCommit": "",  # unknown from the module proxy; user agents then say kubernetes/unknown
         "gitTreeState": "clean",
         "buildDate": info["Time"][:19] + "Z",  # release time: reproducible
     }
@@ -271,6 +324,7 @@ def build_kubernetes(version: str = K8S_VERSION, timings: dict | None = None) ->
         packages = [f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS]
         go("build", "-mod=mod", "-o", str(tmp / "bin") + "/", "-ldflags", kubernetes_ldflags(version),
            *packages, cwd=src)
+        (tmp / "etcd.version").write_text(etcd_version(version) + "\n")
 
     return ensure("kubernetes", version, K8S_COMMANDS, build, timings if timings is not None else {})
 
@@ -316,16 +370,11 @@ def build_kwok(version: str = KWOK_VERSION, timings: dict | None = None) -> Path
 def build(timings: dict | None = None) -> dict[str, Path]:
     """Build (or find cached) every binary the testbed needs; returns their bin dirs."""
     timings = timings if timings is not None else {}
-    shutil.which("go") or _fail("Go is not on PATH: install Go 1.26 or newer")
     return {
         "kubernetes": build_kubernetes(timings=timings),
         "etcd": build_etcd(timings=timings),
         "kwok": build_kwok(timings=timings),
     }
-
-
-def _fail(msg: str):
-    raise TestbedError(msg)
 
 
 # ---------------------------------------------------------------- cluster
@@ -383,10 +432,6 @@ def storage_class_manifest() -> dict:
     }
 
 
-def kwok_workdir() -> Path:
-    return cache_root() / "kwok"
-
-
 def kwokctl_config(bins: dict[str, Path]) -> dict:
     """kwokctl options that have no command-line flag (kubectl) plus the version kwokctl assumes."""
     return {
@@ -396,6 +441,7 @@ def kwokctl_config(bins: dict[str, Path]) -> dict:
             "runtime": "binary",
             "kubeVersion": K8S_VERSION,
             "kubectlBinary": str(bins["kubernetes"] / "kubectl"),
+            "bindAddress": "127.0.0.1",  # every component listens on loopback only
             "quietPull": True,
         },
     }
@@ -411,12 +457,13 @@ def kwokctl_env() -> dict[str, str]:
     return env
 
 
-def kwokctl(bins: dict[str, Path], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    config = kwok_workdir() / "kwokctl.yaml"
-    cmd = [str(bins["kwok"] / "kwokctl"), "--config", str(config), "--name", CLUSTER, *args]
+def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    config = kwok_workdir() / f"{CLUSTER}.kwokctl.yaml"
+    binary = component_dir("kwok", KWOK_VERSION) / "bin" / "kwokctl"
+    cmd = [str(binary), *(["--config", str(config)] if config.exists() else []), "--name", CLUSTER, *args]
     proc = subprocess.run(cmd, env=kwokctl_env(), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with open(kwok_workdir() / "kwokctl.log", "a") as fh:
+    with open(kwok_workdir() / f"{CLUSTER}.kwokctl.log", "a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n{proc.stdout}\n")
     if check and proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-15:])
@@ -426,8 +473,7 @@ def kwokctl(bins: dict[str, Path], *args: str, check: bool = True) -> subprocess
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """kubectl of the built release against the testbed."""
-    binary = component_dir("kubernetes", K8S_VERSION) / "bin" / "kubectl"
-    proc = subprocess.run([str(binary), "--kubeconfig", str(kubeconfig_path()), *args],
+    proc = subprocess.run([str(kubectl_path()), "--kubeconfig", str(kubeconfig_path()), *args],
                           input=input, stdin=None if input is not None else subprocess.DEVNULL,
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
@@ -435,15 +481,28 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> subproc
     return proc
 
 
-def cluster_pids() -> list[int]:
-    """Process ids kwokctl recorded for the running components."""
-    pids = []
-    for f in (cluster_dir() / "pids").glob("*.pid"):
+def component_pids() -> dict[str, int | None]:
+    """Component name -> pid from kwokctl's pid files; None where that process has ended.
+
+    A pid counts only while its command line runs from this cluster's directory,
+    so a stale pid file (say, after a reboot) never makes us signal someone else.
+    """
+    pids = {}
+    for pid_file in (cluster_dir() / "pids").glob("*.pid"):
         try:
-            pids.append(int(f.read_text().strip()))
-        except ValueError:
-            pass
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        pids[pid_file.stem] = pid if pid and alive(pid) and runs_from(pid, cluster_dir()) else None
     return pids
+
+
+def runs_from(pid: int, marker: Path | str) -> bool:
+    """True if the command line of `pid` mentions `marker`."""
+    try:
+        return str(marker) in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
 
 
 def alive(pid: int) -> bool:
@@ -478,6 +537,10 @@ def is_up() -> bool:
     return kubectl("get", "--raw", "/readyz", "--request-timeout=2s", check=False).returncode == 0
 
 
+def server_version() -> str:
+    return json.loads(kubectl("get", "--raw", "/version").stdout)["gitVersion"]
+
+
 def node_ready() -> bool:
     proc = kubectl("get", "node", NODE, "-o", "json", check=False)
     if proc.returncode != 0:
@@ -486,42 +549,55 @@ def node_ready() -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+@contextmanager
+def timed(timings: dict, what: str):
+    start = time.monotonic()
+    yield
+    timings[what] = time.monotonic() - start
+
+
 def up(timings: dict | None = None) -> Path:
     """Build what is missing, start the cluster, wait until its node is Ready; returns the kubeconfig."""
     timings = timings if timings is not None else {}
     bins = build(timings)
-    start = time.monotonic()
-    if is_up() and node_ready():
+    if is_up() and node_ready() and server_version() == K8S_VERSION:
+        if stopped_components():
+            restart_stopped()
+        if not provisioner_running():
+            start_provisioner()
         log(f"cluster {CLUSTER} is already up")
         write_env_file()
         return kubeconfig_path()
-    down()  # a half-started or stale cluster: start clean
+    with timed(timings, "clean up a stale cluster"):
+        down()
 
     kwok_workdir().mkdir(parents=True, exist_ok=True)
-    (kwok_workdir() / "kwokctl.yaml").write_text(yaml.safe_dump(kwokctl_config(bins)))
-    policy = kwok_workdir() / "audit-policy.yaml"
+    (kwok_workdir() / f"{CLUSTER}.kwokctl.yaml").write_text(yaml.safe_dump(kwokctl_config(bins)))
+    policy = kwok_workdir() / f"{CLUSTER}.audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))
     k8s = bins["kubernetes"]
-    kwokctl(
-        bins, "create", "cluster",
-        "--runtime", "binary",
-        "--kubeconfig=",  # leave ~/.kube/config alone
-        "--kube-apiserver-binary", str(k8s / "kube-apiserver"),
-        "--kube-controller-manager-binary", str(k8s / "kube-controller-manager"),
-        "--kube-scheduler-binary", str(k8s / "kube-scheduler"),
-        "--etcd-binary", str(bins["etcd"] / "etcd"),
-        "--kwok-controller-binary", str(bins["kwok"] / "kwok"),
-        "--kube-audit-policy", str(policy),
-        "--wait", "60s",
-    )
-    wait_until("the apiserver to answer /readyz", is_up, 60)
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "List", "items": [node_manifest(), storage_class_manifest()],
-    }))
-    start_provisioner()
-    wait_until(f"node {NODE} to become Ready", node_ready, 60)
-    timings["start cluster"] = time.monotonic() - start
-    log(f"cluster {CLUSTER} up in {timings['start cluster']:.1f}s; KUBECONFIG={kubeconfig_path()}")
+    with timed(timings, "kwokctl create cluster"):
+        kwokctl(
+            "create", "cluster",
+            "--runtime", "binary",
+            "--kubeconfig=",  # leave ~/.kube/config alone
+            "--kube-apiserver-binary", str(k8s / "kube-apiserver"),
+            "--kube-controller-manager-binary", str(k8s / "kube-controller-manager"),
+            "--kube-scheduler-binary", str(k8s / "kube-scheduler"),
+            "--etcd-binary", str(bins["etcd"] / "etcd"),
+            "--kwok-controller-binary", str(bins["kwok"] / "kwok"),
+            "--kube-audit-policy", str(policy),
+            "--wait", "60s",
+        )
+    with timed(timings, "apiserver ready"):
+        wait_until("the apiserver to answer /readyz", is_up, 60)
+    with timed(timings, "node and storage class"):
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "List", "items": [node_manifest(), storage_class_manifest()],
+        }))
+        start_provisioner()
+        wait_until(f"node {NODE} to become Ready", node_ready, 60)
+    log(f"cluster {CLUSTER} is up; KUBECONFIG={kubeconfig_path()}")
     write_env_file()
     return kubeconfig_path()
 
@@ -529,19 +605,67 @@ def up(timings: dict | None = None) -> Path:
 def down() -> None:
     """Stop the cluster and the provisioner; no process of the testbed is left running."""
     stop_provisioner()
-    kwok = component_dir("kwok", KWOK_VERSION) / "bin"
-    pids = cluster_pids()
-    if (kwok / "kwokctl").exists() and cluster_dir().exists():
-        kwokctl({"kwok": kwok}, "delete", "cluster", "--kubeconfig=", check=False)
-    for pid in pids:  # kwokctl sends SIGTERM; make sure nothing lingers
+    pids = component_pids()
+    for name, pid in pids.items():
+        if pid is None:  # ended or not ours: kwokctl must not signal it
+            (cluster_dir() / "pids" / f"{name}.pid").unlink(missing_ok=True)
+    if cached("kwok", KWOK_VERSION, ("kwokctl",)) and cluster_dir().exists():
+        # --kubeconfig names the file to remove the context from: the cluster's own,
+        # so ~/.kube/config is never touched (an empty value is an error here).
+        kwokctl("delete", "cluster", f"--kubeconfig={kubeconfig_path()}", check=False)
+    for pid in pids.values():
+        if pid and runs_from(pid, cluster_dir()):
+            stop_process(pid)
+    shutil.rmtree(cluster_dir(), ignore_errors=True)
+    env_file().unlink(missing_ok=True)
+
+
+def restart_apiserver(timeout: float = 60) -> None:
+    """Kill kube-apiserver and start it again while the rest keeps running (a fault to ride out).
+
+    SIGKILL, as in a crash: on SIGTERM the apiserver drains requests for 60 s,
+    long enough for the controller manager and scheduler to lose their leases and exit.
+    """
+    pid = component_pids().get("kube-apiserver")
+    if pid:
+        stop_process(pid, grace=0)
+    restart_stopped()
+    wait_until("the apiserver to answer /readyz again", is_up, timeout)
+
+
+def stopped_components() -> list[str]:
+    """Components whose recorded process has ended."""
+    return [name for name, pid in component_pids().items() if pid is None]
+
+
+def restart_stopped() -> None:
+    """Start every component of the cluster whose process has ended.
+
+    kwokctl counts a component as running while its pid answers signal 0, which
+    a zombie does; so the pid files of ended processes are removed first.
+    """
+    for name in stopped_components():
+        (cluster_dir() / "pids" / f"{name}.pid").unlink()
+    kwokctl("start", "cluster")
+
+
+def stop_process(pid: int, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (at once if 0); returns once the process has ended."""
+    steps = [(signal.SIGTERM, grace)] if grace else []
+    for sig, wait in steps + [(signal.SIGKILL, 10)]:
         try:
-            wait_until(f"process {pid} to exit", lambda: not alive(pid), 15)
+            os.kill(pid, sig)
+            wait_until(f"process {pid} to exit", lambda: not alive(pid), wait)
+            break
+        except ProcessLookupError:
+            break
         except TestbedError:
-            os.kill(pid, signal.SIGKILL)
-    if cluster_dir().exists():
-        shutil.rmtree(cluster_dir(), ignore_errors=True)
-    if env_file().exists():
-        env_file().unlink()
+            if sig == signal.SIGKILL:
+                raise
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+    except ChildProcessError:
+        pass
 
 
 def write_env_file() -> Path:
@@ -557,7 +681,7 @@ def write_env_file() -> Path:
 
 
 def provisioner_pid_file() -> Path:
-    return kwok_workdir() / "provisioner.pid"
+    return kwok_workdir() / f"{CLUSTER}.provisioner.pid"
 
 
 def start_provisioner() -> None:
@@ -566,30 +690,32 @@ def start_provisioner() -> None:
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "provision"],
         stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-        start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "DATAMESH_TESTBED_CLUSTER": CLUSTER,
+             "DATAMESH_CACHE": str(cache_root().parent)},
     )
     logfile.close()
     provisioner_pid_file().write_text(str(proc.pid))
 
 
-def stop_provisioner() -> None:
+def provisioner_pid() -> int | None:
+    """The provisioner's pid while it runs (checked by command line, not just by number)."""
     try:
         pid = int(provisioner_pid_file().read_text())
     except (OSError, ValueError):
-        return
-    provisioner_pid_file().unlink()
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        wait_until(f"provisioner {pid} to exit", lambda: not alive(pid), 10)
-    except TestbedError:
-        os.kill(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-    except ChildProcessError:
-        pass
+        return None
+    return pid if alive(pid) and runs_from(pid, "cluster.py provision") else None
+
+
+def provisioner_running() -> bool:
+    return provisioner_pid() is not None
+
+
+def stop_provisioner() -> None:
+    pid = provisioner_pid()
+    if pid:
+        stop_process(pid)
+    provisioner_pid_file().unlink(missing_ok=True)
 
 
 class Api:
@@ -734,13 +860,13 @@ def print_timings(timings: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.testbed.cluster", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,up,down,env,size}")
     sub.add_parser("build", help="build or find every binary in the cache")
     sub.add_parser("up", help="build what is missing, start the cluster, write .testbed/env")
     sub.add_parser("down", help="stop the cluster; no process is left")
     sub.add_parser("env", help="print the shell exports for the running cluster")
     sub.add_parser("size", help="print the size of the cache")
-    sub.add_parser("provision", help=argparse.SUPPRESS)
+    sub.add_parser("provision")  # the PVC provisioner loop that `up` starts; not for people
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
     try:
