@@ -40,6 +40,34 @@ def metadata(component: str, name: str, namespace: str | None = None, **extra: A
     return meta
 
 
+def service(component: str, name: str, namespace: str, port_name: str, port: int,
+            node_port: int | None = None, app: str | None = None) -> dict:
+    """A Service with one TCP port onto the named container port of workload `app` (default: `name`).
+
+    With `node_port` it is a NodePort Service, reachable from outside the cluster on that port.
+    """
+    spec_port = {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+    if node_port:
+        spec_port["nodePort"] = node_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(component, name, namespace),
+        "spec": {"type": "NodePort" if node_port else "ClusterIP", "selector": selector(app or name), "ports": [spec_port]},
+    }
+
+
+def pod_security(uid: int, **extra: Any) -> dict:
+    """Run as the image's own non-root user, with the runtime's default seccomp profile."""
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid, **extra,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security() -> dict:
+    """No privilege escalation and no Linux capabilities."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
 def secret_name(service: str) -> str:
     """The Secret holding a service's credentials, rendered by the credentials role."""
     return f"{service}-credentials"

@@ -8,7 +8,7 @@ with files/dbt-docs/placeholder.html, which says how to generate and publish the
 
 import hashlib
 
-from datamesh.manifests import metadata, read, selector
+from datamesh.manifests import container_security, metadata, pod_security, read, selector, service
 
 DEPENDS_ON = ["namespaces"]
 COMPONENT = NAME = "dbt-docs"
@@ -29,14 +29,7 @@ def render(vars: dict) -> list[dict]:
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "dbt-docs-placeholder", ns),
          "data": {"placeholder.html": placeholder}},
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, SITE, ns), "spec": claim},
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata(COMPONENT, NAME, ns),
-            "spec": {"type": "NodePort", "selector": selector(NAME),
-                     "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP",
-                                "nodePort": vars["nodeports"]["dbt-docs"]}]},
-        },
+        service(COMPONENT, NAME, ns, "http", PORT, node_port=vars["nodeports"]["dbt-docs"]),
         deployment(vars, ns, config + placeholder),
     ]
 
@@ -50,7 +43,7 @@ def deployment(vars: dict, ns: str, files: str) -> dict:
         "resources": vars["resources"]["dbt-docs"],
         "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/nginx/conf.d/default.conf", "subPath": "default.conf", "readOnly": True},
             {"name": "placeholder", "mountPath": "/usr/share/nginx/placeholder", "readOnly": True},
@@ -72,9 +65,7 @@ def deployment(vars: dict, ns: str, files: str) -> dict:
                 "metadata": {"labels": labels, "annotations": {"datamesh.io/config-sha256": checksum}},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-                                        "fsGroupChangePolicy": "OnRootMismatch",
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": pod_security(UID, fsGroupChangePolicy="OnRootMismatch"),
                     "containers": [container],
                     "volumes": [
                         {"name": "config", "configMap": {"name": "dbt-docs-config"}},

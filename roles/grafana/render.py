@@ -11,7 +11,9 @@ credentials role's Secret grafana-credentials; the rest of Grafana's state is an
 import hashlib
 
 from datamesh.diff import COPIED
-from datamesh.manifests import FILES, metadata, platform, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    FILES, container_security, metadata, platform, read, secret_name, secret_ref, selector, service,
+)
 
 DEPENDS_ON = ["namespaces", "credentials"]  # data sources point at postgres, but nothing waits on it
 COMPONENT = "grafana"
@@ -34,14 +36,7 @@ def render(vars: dict) -> list[dict]:
          "data": provisioning},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "grafana-dashboards", ns),
          "data": dashboards},
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata(COMPONENT, "grafana", ns),
-            "spec": {"type": "NodePort", "selector": selector("grafana"),
-                     "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP",
-                                "nodePort": vars["nodeports"]["grafana"]}]},
-        },
+        service(COMPONENT, "grafana", ns, "http", PORT, node_port=vars["nodeports"]["grafana"]),
         deployment(vars, ns, {**provisioning, **dashboards}),
     ]
 
@@ -103,7 +98,7 @@ def deployment(vars: dict, ns: str, files: dict[str, str]) -> dict:
         "resources": vars["resources"]["grafana"],
         "readinessProbe": {**probe, "initialDelaySeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/grafana"},
             {"name": "provisioning", "mountPath": "/etc/grafana/provisioning/datasources/datasources.yaml",

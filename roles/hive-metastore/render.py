@@ -12,7 +12,10 @@ environment variables filled from Secrets (Hadoop's `${env.NAME}` substitution).
 import hashlib
 from xml.sax.saxutils import escape
 
-from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
+    service,
+)
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio"]
 NAME = "hive-metastore"
@@ -32,7 +35,7 @@ FILES = {  # ConfigMap key -> file under files/
 def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     config = configmap(namespace, vars)
-    return [config, service(namespace), deployment(namespace, vars, config)]
+    return [config, service("hive-metastore", NAME, namespace, "thrift", PORT), deployment(namespace, vars, config)]
 
 
 def database() -> dict:
@@ -90,19 +93,6 @@ def configmap(namespace: str, vars: dict) -> dict:
     }
 
 
-def service(namespace: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata("hive-metastore", NAME, namespace),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(NAME),
-            "ports": [{"name": "thrift", "port": PORT, "targetPort": "thrift", "protocol": "TCP"}],
-        },
-    }
-
-
 def checksum(obj: dict) -> str:
     return hashlib.sha256(repr(sorted(obj["data"].items())).encode()).hexdigest()[:16]
 
@@ -110,16 +100,13 @@ def checksum(obj: dict) -> str:
 def deployment(namespace: str, vars: dict, config: dict) -> dict:
     pg = database()
     settings = vars["hive-metastore"]
-    security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    security = container_security()
     aux = {"name": "aux-jars", "mountPath": AUX_JARS}
     scripts = {"name": "config", "mountPath": SCRIPTS, "readOnly": True}
     probe = {"tcpSocket": {"port": "thrift"}}
     init_resources = vars["resources"]["hive-metastore-init"]
     pod_spec = {
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(UID),
         "enableServiceLinks": False,
         "initContainers": [
             {

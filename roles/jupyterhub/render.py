@@ -14,7 +14,9 @@ import hashlib
 from kubernetes.utils.quantity import parse_quantity
 
 from datamesh.budget import EXTRA_REQUESTS
-from datamesh.manifests import metadata, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    container_security, metadata, pod_security, read, secret_name, secret_ref, selector,
+)
 
 DEPENDS_ON = ["namespaces", "credentials"]
 COMPONENT = "jupyterhub"
@@ -90,14 +92,6 @@ def service(name: str, ns: str, app: str, ports: list[tuple[str, int, str]], nod
     }
 
 
-def pod_security(uid: int) -> dict:
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
-
-
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-
-
 def http_probe(path: str, port: str, delay: int, failures: int) -> dict:
     return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay, "periodSeconds": 10,
             "timeoutSeconds": 3, "failureThreshold": failures}
@@ -135,9 +129,10 @@ def proxy(ns: str, vars: dict) -> dict:
         # CHP answers /_chp_healthz on its public port only; the API port has no unauthenticated path.
         "readinessProbe": http_probe("/_chp_healthz", "http", 2, 3),
         "livenessProbe": http_probe("/_chp_healthz", "http", 15, 6),
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": container_security(),
     }
-    pod_spec = {"automountServiceAccountToken": False, "securityContext": pod_security(PROXY_UID),
+    pod_spec = {"automountServiceAccountToken": False,
+                "securityContext": pod_security(PROXY_UID, fsGroupChangePolicy="OnRootMismatch"),
                 "containers": [container]}
     return deployment("proxy", ns, pod_spec)
 
@@ -182,7 +177,7 @@ def hub(ns: str, vars: dict, config: str) -> dict:
         "readinessProbe": http_probe("/hub/health", "http", 5, 3),
         # generous: a hub upgrading its database must not be killed halfway
         "livenessProbe": http_probe("/hub/health", "http", 60, 6),
-        "securityContext": CONTAINER_SECURITY,
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_PATH, "subPath": "jupyterhub_config.py", "readOnly": True},
             {"name": "db", "mountPath": "/srv/jupyterhub"},
@@ -190,7 +185,7 @@ def hub(ns: str, vars: dict, config: str) -> dict:
     }
     pod_spec = {
         "serviceAccountName": "hub",
-        "securityContext": pod_security(HUB_UID),
+        "securityContext": pod_security(HUB_UID, fsGroupChangePolicy="OnRootMismatch"),
         "containers": [container],
         "volumes": [{"name": "config", "configMap": {"name": "hub-config"}},
                     {"name": "db", "persistentVolumeClaim": {"claimName": "hub-db"}}],

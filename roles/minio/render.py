@@ -10,7 +10,9 @@ new Job, an unchanged one is found again and left alone (no TTL, or every run wo
 import hashlib
 import json
 
-from datamesh.manifests import metadata, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    container_security, metadata, pod_security, read, secret_name, secret_ref, selector, service,
+)
 
 DEPENDS_ON = ["namespaces", "credentials"]
 NAME = "minio"
@@ -23,8 +25,9 @@ SCRIPT = "minio/buckets.sh"
 def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     return [
-        service(namespace),
-        console_service(namespace, vars["nodeports"]["minio-console"]),
+        service("minio", NAME, namespace, "api", API_PORT),
+        service("minio", "minio-console", namespace, "console", CONSOLE_PORT,
+                node_port=vars["nodeports"]["minio-console"], app=NAME),
         statefulset(namespace, vars),
         bucket_job(namespace, vars, read(SCRIPT)),
     ]
@@ -33,44 +36,6 @@ def render(vars: dict) -> list[dict]:
 def endpoint(namespace: str) -> str:
     """The S3 endpoint other components use: the full service name, path-style, plain HTTP."""
     return f"http://{NAME}.{namespace}.svc.cluster.local:{API_PORT}"
-
-
-def service(namespace: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata("minio", NAME, namespace),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(NAME),
-            "ports": [{"name": "api", "port": API_PORT, "targetPort": "api", "protocol": "TCP"}],
-        },
-    }
-
-
-def console_service(namespace: str, node_port: int) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata("minio", "minio-console", namespace),
-        "spec": {
-            "type": "NodePort",
-            "selector": selector(NAME),
-            "ports": [{"name": "console", "port": CONSOLE_PORT, "targetPort": "console",
-                       "nodePort": node_port, "protocol": "TCP"}],
-        },
-    }
-
-
-def pod_security() -> dict:
-    return {
-        "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_security() -> dict:
-    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def root_credentials() -> list[dict]:
@@ -91,7 +56,7 @@ def statefulset(namespace: str, vars: dict) -> dict:
         claim_spec["storageClassName"] = vars["storage"]["class"]
     probe = {"httpGet": {"path": "/minio/health/live", "port": "api"}}
     pod_spec = {
-        "securityContext": pod_security(),
+        "securityContext": pod_security(UID),
         "enableServiceLinks": False,  # a Service named minio would otherwise inject MINIO_* variables
         "containers": [{
             "name": "minio",
@@ -133,7 +98,7 @@ def bucket_job(namespace: str, vars: dict, script: str) -> dict:
         "metadata": {"labels": metadata("minio", "minio-buckets")["labels"]},
         "spec": {
             "restartPolicy": "Never",
-            "securityContext": pod_security(),
+            "securityContext": pod_security(UID),
             "enableServiceLinks": False,
             "containers": [{
                 "name": "buckets",

@@ -5,7 +5,10 @@ credentials role's Secret. The schema SQL is mounted into /docker-entrypoint-ini
 the image runs only when it initialises an empty volume, so restarts never re-run it.
 """
 
-from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
+    service,
+)
 
 DEPENDS_ON = ["namespaces", "credentials"]
 PORT = 5432
@@ -19,7 +22,7 @@ def render(vars: dict) -> list[dict]:
         namespace = vars["namespaces"][pg["namespace"]]
         if pg["schema"]:
             objects.append(init_sql(pg, namespace))
-        objects.append(service(pg, namespace))
+        objects.append(service("postgres", pg["name"], namespace, "postgres", PORT))
         objects.append(statefulset(pg, namespace, vars))
     return objects
 
@@ -30,19 +33,6 @@ def init_sql(pg: dict, namespace: str) -> dict:
         "kind": "ConfigMap",
         "metadata": metadata("postgres", f"{pg['name']}-init", namespace),
         "data": {"01-schema.sql": read(pg["schema"])},
-    }
-
-
-def service(pg: dict, namespace: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata("postgres", pg["name"], namespace),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(pg["name"]),
-            "ports": [{"name": "postgres", "port": PORT, "targetPort": "postgres", "protocol": "TCP"}],
-        },
     }
 
 
@@ -61,10 +51,7 @@ def statefulset(pg: dict, namespace: str, vars: dict) -> dict:
     if vars["storage"]["class"]:
         claim_spec["storageClassName"] = vars["storage"]["class"]
     pod_spec = {
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(UID),
         "containers": [{
             "name": "postgres",
             "image": vars["images"]["postgres"],
@@ -80,7 +67,7 @@ def statefulset(pg: dict, namespace: str, vars: dict) -> dict:
                                "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 6},
             "livenessProbe": {"exec": {"command": probe_command}, "initialDelaySeconds": 30,
                               "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
-            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "securityContext": container_security(),
             "volumeMounts": mounts,
         }],
     }

@@ -11,7 +11,10 @@ marketing_domain live in one ConfigMap mounted at /etc/trino. Catalogs name thei
 import hashlib
 from string import Template
 
-from datamesh.manifests import metadata, platform, read, secret_name, secret_ref, selector
+from datamesh.manifests import (
+    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
+    service,
+)
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"]
 COORDINATOR, WORKER = "trino-coordinator", "trino-worker"
@@ -28,7 +31,8 @@ def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     workers = vars["trino"]["workers"]
     config = configmap(namespace, vars)
-    objects = [config, service(namespace, vars["nodeports"]["trino"]),
+    # trino-coordinator:8080 inside the cluster, and the same port on the NodePort outside
+    objects = [config, service("trino", COORDINATOR, namespace, "http", PORT, node_port=vars["nodeports"]["trino"]),
                deployment(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
     if workers > 0:
         objects.append(deployment(WORKER, "worker.properties", workers, namespace, vars, config))
@@ -146,20 +150,6 @@ def configmap(namespace: str, vars: dict) -> dict:
     }
 
 
-def service(namespace: str, node_port: int) -> dict:
-    """trino-coordinator:8080 inside the cluster, and the same port on the NodePort outside."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata("trino", COORDINATOR, namespace),
-        "spec": {
-            "type": "NodePort",
-            "selector": selector(COORDINATOR),
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "nodePort": node_port, "protocol": "TCP"}],
-        },
-    }
-
-
 def mounted_files(config: dict, server_key: str) -> list[dict]:
     """The ConfigMap's keys as files under /etc/trino; catalog-X.properties -> catalog/X.properties."""
     items = []
@@ -181,10 +171,7 @@ def checksum(config: dict) -> str:
 def deployment(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
     info = {"httpGet": {"path": "/v1/info", "port": "http"}}
     pod_spec = {
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(UID),
         "enableServiceLinks": False,
         "containers": [{
             "name": "trino",
@@ -198,7 +185,7 @@ def deployment(name: str, server_key: str, replicas: int, namespace: str, vars: 
             "readinessProbe": {"exec": {"command": ["/usr/lib/trino/bin/health-check"]},
                                "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "livenessProbe": {**info, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
-            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "securityContext": container_security(),
             "volumeMounts": [{"name": "config", "mountPath": ETC, "readOnly": True}],
         }],
         "volumes": [{"name": "config", "configMap": {"name": CONFIG, "items": mounted_files(config, server_key)}}],
