@@ -27,7 +27,7 @@ from datamesh.cluster import Cluster
 from datamesh.manifests import dump_all
 from tests.testbed import cluster as testbed
 
-REQUEST_LINE = re.compile(r"\b(GET|PATCH|POST|PUT|DELETE) https?://\S+ \d{3}")
+REQUEST_LINE = re.compile(r'"Response" verb="(GET|PATCH|POST|PUT|DELETE)"')  # kubectl -v=6
 
 
 def timed(command: list[str], env: dict) -> tuple[float, str]:
@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="roles to converge (default: the whole playbook)")
     args = parser.parse_args()
     kubeconfig = testbed.up()
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "DATAMESH_INVENTORY": "testbed"}
+    os.environ.update(KUBECONFIG=str(kubeconfig), DATAMESH_INVENTORY="testbed")
+    env = dict(os.environ)
     selection = playbook.parse_list(args.only)
     only = ["--only", args.only] if selection else []
     report = Path(tempfile.mkdtemp()) / "report.json"
