@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datamesh.cluster import Cluster, ref
-from datamesh.diff import GENERATED
+from datamesh.diff import COPIED, GENERATED
 from datamesh.inventory import Inventory
 from datamesh.report import Reporter
 from datamesh.role import Role
@@ -45,7 +45,9 @@ def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter:
             meta = obj["metadata"]
             keys = list(obj.get("data", {}))
             password = next((k for k in keys if "password" in k), keys[0])
-            policy = "generated once" if meta.get("annotations", {}).get(GENERATED) else inventory["credentials"]["policy"]
+            annotations = meta.get("annotations", {})
+            policy = ("generated once" if annotations.get(GENERATED) else
+                      "copied from the domains' Secrets" if annotations.get(COPIED) else inventory["credentials"]["policy"])
             reporter.line(
                 f"  {meta['namespace']}/{meta['name']} [{', '.join(keys)}] ({policy}): "
                 f"kubectl -n {meta['namespace']} get secret {meta['name']} -o go-template='{{{{index .data \"{password}\" | base64decode}}}}'"
