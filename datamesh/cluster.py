@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import tenacity
@@ -284,8 +284,7 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     for needle, reason in (
         ("Connection refused", "connection refused"),
-        ("timed out", f"no answer within {PING_ATTEMPT_SECONDS} s"),
-        ("Read timed out", "no answer"),
+        ("timed out", "no answer in time"),
         ("Name or service not known", "the server name does not resolve"),
         ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
         ("Connection reset", "connection reset"),
@@ -295,6 +294,3 @@ def _reason(exc: BaseException) -> str:
             return reason
     return type(exc).__name__
 
-
-def names(objects: Iterable[dict]) -> list[str]:
-    return [ref(o) for o in objects]

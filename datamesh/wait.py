@@ -7,7 +7,6 @@ states, and the last events, because "timed out" alone sends people to kubectl f
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import tenacity
@@ -193,6 +192,3 @@ def _events_text(events: list[dict], last: int = 3) -> str:
         f"{e.get('reason', '')}: {(e.get('message') or '').strip()}" for e in events[-last:]
     )
 
-
-def elapsed(start: float) -> str:
-    return f"{time.monotonic() - start:.0f}s"
