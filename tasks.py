@@ -93,7 +93,7 @@ def plan(c, inventory=None, only=None, skip=None):
         entries = playbooks.plan(inv, selected, reporter)
     except DatameshError as error:
         raise _fail(error)
-    marks = {"create": "+", "update": "~", "none": "="}
+    marks = {"create": "+", "update": "~", "delete": "-", "none": "="}
     for entry in entries:
         reporter.line(f"{marks[entry.action]} {entry.action:<7} [{entry.role}] {entry.ref}")
         for line in entry.diff:

@@ -154,8 +154,8 @@ def _hidden(value: str) -> str:
     return "(hidden, sha256 " + hashlib.sha256(str(value).encode()).hexdigest()[:8] + ")"
 
 
-def unified(before: dict | None, after: dict, label: str) -> list[str]:
-    """A unified YAML diff of two objects as `plan` prints it."""
+def unified(before: dict | None, after: dict | None, label: str) -> list[str]:
+    """A unified YAML diff of two objects as `plan` prints it; None is an absent object."""
     old = yaml.safe_dump(clean(before, redact=True), sort_keys=True).splitlines() if before else []
-    new = yaml.safe_dump(clean(after, redact=True), sort_keys=True).splitlines()
+    new = yaml.safe_dump(clean(after, redact=True), sort_keys=True).splitlines() if after else []
     return list(difflib.unified_diff(old, new, f"live {label}", f"desired {label}", n=2, lineterm=""))

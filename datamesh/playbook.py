@@ -15,7 +15,7 @@ import yaml
 
 from datamesh import ROOT, diff, role as roles
 from datamesh.budget import preflight
-from datamesh.cluster import Cluster
+from datamesh.cluster import Cluster, ref
 from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
 from datamesh.manifests import dump_all
@@ -109,7 +109,9 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
     """Converge the selected roles in order; after a failed role the rest are skipped."""
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
-    preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
+    everything = [obj for manifests in rendered.values() for obj in manifests]
+    preflight(cluster, everything, inventory)
+    live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
     results: list[Result] = []
     secrets: dict[str, str] = {}
     failed = False
@@ -126,11 +128,15 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
             planned = roles.check(cluster, rendered[role.name], secrets)
             roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
             roles.wait(cluster, planned, inventory["timeouts"]["ready"], on_poll=reporter.waiting)
+            pruned = roles.prune(cluster, roles.stale(live, role.name, rendered[role.name]), inventory["timeouts"]["ready"])
+            for entry in pruned:
+                reporter.object_done(entry)
         except DatameshError as exc:
+            pruned = []
             result.error = str(exc)
             failed = True
             reporter.role_failed(role.name, result.error)
-        result.objects = [roles.object_result(item) for item in planned]
+        result.objects = [roles.object_result(item) for item in planned] + pruned
     reporter.requests = dict(cluster.requests)
     return results
 
@@ -147,7 +153,9 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
     """What `up` would change, per object, with a server-side dry run of each update."""
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
-    preflight(cluster, [obj for manifests in rendered.values() for obj in manifests], inventory)
+    everything = [obj for manifests in rendered.values() for obj in manifests]
+    preflight(cluster, everything, inventory)
+    live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
     entries, secrets = [], {}
     for role in selected:
         for item in roles.check(cluster, rendered[role.name], secrets):
@@ -160,4 +168,6 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
             else:
                 lines = []
             entries.append(PlanEntry(role.name, label, item.action, lines))
+        for obj in roles.stale(live, role.name, rendered[role.name]):
+            entries.append(PlanEntry(role.name, ref(obj), "delete", diff.unified(obj, None, ref(obj))))
     return entries

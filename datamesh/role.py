@@ -16,10 +16,13 @@ from typing import Any, Callable
 from datamesh import ROOT, diff
 from datamesh.cluster import Cluster, ref
 from datamesh.errors import DatameshError
-from datamesh.wait import PREDICATES, wait_ready
+from datamesh.wait import PREDICATES, wait_gone, wait_ready
 
 ROLES_DIR = ROOT / "roles"
 STATUSES = ("ok", "changed", "failed", "skipped")
+MANAGED = "app.kubernetes.io/managed-by=datamesh"
+NEVER_PRUNED = {"PersistentVolumeClaim", "Namespace"}  # data, and what holds it: only `down --purge` removes them
+FOREGROUND = {"StatefulSet", "Deployment", "Job", "ReplicaSet"}  # gone only once their pods are
 
 
 @dataclass
@@ -157,6 +160,32 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int,
         waiting.append(item.desired)
     if waiting:
         wait_ready(cluster, waiting, timeout, on_poll)
+
+
+def managed(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:
+    """Live objects labelled managed-by=datamesh, of the kinds these manifests use, in our namespaces."""
+    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in NEVER_PRUNED})
+    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=MANAGED)
+            if obj["metadata"].get("namespace") in namespaces]
+
+
+def stale(live: list[dict], role: str, manifests: list[dict]) -> list[dict]:
+    """What the role made earlier and renders no more: a worker scaled to 0, a bucket Job of an old script."""
+    wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in manifests}
+    return [
+        obj for obj in live
+        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == role
+        and obj["kind"] not in NEVER_PRUNED and not obj["metadata"].get("ownerReferences")
+        and (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]) not in wanted
+    ]
+
+
+def prune(cluster: Cluster, objects: list[dict], timeout: int) -> list[ObjectResult]:
+    """Delete stale objects and wait until they are gone."""
+    deleted = [obj for obj in objects if cluster.delete(obj, "Foreground" if obj["kind"] in FOREGROUND else "Background")]
+    wait_gone(cluster, deleted, timeout)
+    return [ObjectResult(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"], "changed", "delete")
+            for o in deleted]
 
 
 def object_result(item: Planned) -> ObjectResult:

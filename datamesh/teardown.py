@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import tenacity
-
 from datamesh.cluster import Cluster, ref
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
 from datamesh.report import Reporter
-from datamesh.role import ObjectResult, Result, Role
+from datamesh.role import FOREGROUND, ObjectResult, Result, Role
+from datamesh.wait import wait_gone
 
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
@@ -26,7 +25,6 @@ DATA_KINDS = {"PersistentVolumeClaim", "Namespace"}
 DATA_COMPONENTS = {"credentials"}  # passwords the kept volumes were initialised with
 EXTRA_KINDS = [("v1", "Pod"), ("v1", "PersistentVolumeClaim")]  # made by controllers or KubeSpawner
 SYSTEM_OBJECTS = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
-FOREGROUND_KINDS = {"StatefulSet", "Deployment", "Job", "ReplicaSet"}  # gone only once their pods are
 
 
 @dataclass
@@ -129,7 +127,7 @@ def _ours(obj: dict) -> bool:
 
 def _order(obj: dict) -> int:
     """Workloads first (they free their volumes), namespaces last."""
-    return {"Namespace": 3, "PersistentVolumeClaim": 2}.get(obj["kind"], 0 if obj["kind"] in FOREGROUND_KINDS else 1)
+    return {"Namespace": 3, "PersistentVolumeClaim": 2}.get(obj["kind"], 0 if obj["kind"] in FOREGROUND else 1)
 
 
 def run(cluster: Cluster, teardown: Teardown, timeout: int, reporter: Reporter) -> list[Result]:
@@ -155,7 +153,7 @@ def run(cluster: Cluster, teardown: Teardown, timeout: int, reporter: Reporter) 
         try:
             deleted = []
             for obj in teardown.delete[component]:
-                propagation = "Foreground" if obj["kind"] in FOREGROUND_KINDS else "Background"
+                propagation = "Foreground" if obj["kind"] in FOREGROUND else "Background"
                 if cluster.delete(obj, propagation):
                     deleted.append(obj)
                     reporter.line(f"  deleted: {ref(obj)}")
@@ -171,34 +169,6 @@ def run(cluster: Cluster, teardown: Teardown, timeout: int, reporter: Reporter) 
 def _result(obj: dict, status: str, action: str) -> ObjectResult:
     meta = obj["metadata"]
     return ObjectResult(obj["kind"], meta.get("namespace"), meta["name"], status, action)
-
-
-def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
-    """Poll until every object is gone, finalizers included; on timeout name what holds it."""
-    pending = list(objects)
-
-    def poll() -> None:
-        for obj in list(pending):
-            live = cluster.get(obj)
-            if live is None or live["metadata"].get("uid") != obj["metadata"].get("uid"):
-                pending.remove(obj)
-        if pending:
-            raise _StillThere()
-
-    try:
-        tenacity.Retrying(retry=tenacity.retry_if_exception_type(_StillThere), stop=tenacity.stop_after_delay(timeout),
-                          wait=tenacity.wait_exponential(multiplier=0.25, max=3), reraise=True)(poll)
-    except _StillThere:
-        live = cluster.get(pending[0]) or {}
-        finalizers = ", ".join(live.get("metadata", {}).get("finalizers", [])) or "none"
-        raise DatameshError(
-            f"{ref(pending[0])} was still there {timeout} s after its deletion (finalizers: {finalizers}); "
-            "check what holds it and re-run `invoke down`."
-        ) from None
-
-
-class _StillThere(Exception):
-    pass
 
 
 def describe(teardown: Teardown, reporter: Reporter, dry_run: bool) -> None:

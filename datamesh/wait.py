@@ -141,6 +141,34 @@ class _NotReady(Exception):
     pass
 
 
+def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
+    """Poll until every object is gone, finalizers included; on timeout name what holds it."""
+    pending = list(objects)
+
+    def poll() -> None:
+        for obj in list(pending):
+            live = cluster.get(obj)
+            if live is None or live["metadata"].get("uid") != obj["metadata"].get("uid"):
+                pending.remove(obj)
+        if pending:
+            raise _StillThere()
+
+    try:
+        tenacity.Retrying(retry=tenacity.retry_if_exception_type(_StillThere), stop=tenacity.stop_after_delay(timeout),
+                          wait=tenacity.wait_exponential(multiplier=0.25, max=3), reraise=True)(poll)
+    except _StillThere:
+        live = cluster.get(pending[0]) or {}
+        finalizers = ", ".join(live.get("metadata", {}).get("finalizers", [])) or "none"
+        raise DatameshError(
+            f"{ref(pending[0])} was still there {timeout} s after its deletion (finalizers: {finalizers}); "
+            "check what holds it and re-run `invoke down`."
+        ) from None
+
+
+class _StillThere(Exception):
+    pass
+
+
 def _find(objects: list[dict], message: str) -> dict:
     return next((o for o in objects if message.startswith(ref(o))), objects[0])
 

@@ -143,3 +143,20 @@ def test_too_small_a_cluster_is_refused_before_anything_is_applied(datamesh, aud
     want = budget.requested([obj for objects in rendered.values() for obj in objects])
     assert float(found.group(2)) == round(float(want["memory"] / 2**30), 1) > 8
     assert audit.writes(mark) == []
+
+
+def test_objects_a_role_renders_no_more_are_planned_and_pruned(datamesh, kubectl, tmp_path, audit):
+    """Trino workers scaled from 1 to 0 in the inventory: the worker Deployment goes, nothing else."""
+    workers = write_inventory(tmp_path, {"trino": {"workers": 1}})
+    assert datamesh("up", "--inventory", str(workers)).returncode == 0
+    assert get(kubectl, "deployment", "trino-worker", "data-platform")["spec"]["replicas"] == 1
+
+    plan = datamesh("plan")
+    assert "- delete  [trino] Deployment data-platform/trino-worker" in plan.stdout
+    mark = audit.mark()
+    run = datamesh("up")
+    assert run.returncode == 0, run.stderr
+    deleted = [e["objectRef"]["name"] for e in audit.writes(mark) if e["verb"] == "delete"]
+    assert deleted == ["trino-worker"]
+    assert kubectl("get", "deployment", "trino-worker", "-n", "data-platform", "--ignore-not-found").strip() == ""
+    assert datamesh("up").totals["changed"] == 0

@@ -105,3 +105,21 @@ def test_purge_confirmation_needs_the_word():
     teardown.confirm_purge(plan, lambda prompt: "purge")
     with pytest.raises(DatameshError, match="purge not confirmed, nothing was deleted"):
         teardown.confirm_purge(plan, lambda prompt: "yes")
+
+
+def test_stale_objects_are_what_a_role_made_and_renders_no_more():
+    from datamesh import role as roles
+    managed = {"app.kubernetes.io/managed-by": "datamesh"}
+    def live(kind, name, component, **meta):
+        o = obj(kind, name, component=component, **meta)
+        o["metadata"]["labels"].update(managed)
+        return o
+    rendered = [obj("Deployment", "trino-coordinator", component="trino")]
+    found = roles.stale([
+        live("Deployment", "trino-coordinator", "trino"),
+        live("Deployment", "trino-worker", "trino"),                   # workers scaled to 0
+        live("PersistentVolumeClaim", "old-data", "trino"),            # data: never pruned
+        live("Pod", "trino-worker-x", "trino", ownerReferences=[{}]),  # goes with its owner
+        live("Deployment", "grafana", "grafana"),                      # another role's
+    ], "trino", rendered)
+    assert names(found) == ["Deployment/trino-worker"]
