@@ -69,6 +69,8 @@ from string import Template
 
 import yaml
 
+from tests.testbed import cache_root, component_dir
+
 # The newest release Go 1.26 builds; v1.36.3 and v1.34.4 work too (KWOK v0.8.0 lists 1.36 as its newest tested).
 K8S_VERSION = os.environ.get("DATAMESH_TESTBED_KUBERNETES", "v1.37.2")
 KWOK_VERSION = os.environ.get("DATAMESH_TESTBED_KWOK", "v0.8.0")
@@ -93,15 +95,6 @@ class TestbedError(RuntimeError):
 
 
 # ---------------------------------------------------------------- paths
-
-
-def cache_root() -> Path:
-    base = os.environ.get("DATAMESH_CACHE") or Path.home() / ".cache" / "datamesh"
-    return Path(base) / "testbed"
-
-
-def component_dir(name: str, version: str) -> Path:
-    return cache_root() / f"{name}-{version}"
 
 
 def kwok_workdir() -> Path:
@@ -688,10 +681,10 @@ def start_provisioner() -> None:
     stop_provisioner()
     logfile = open(cluster_dir() / "logs" / "provisioner.log", "a")
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "provision"],
+        [sys.executable, "-m", "tests.testbed.cluster", "provision"],
         stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "DATAMESH_TESTBED_CLUSTER": CLUSTER,
+        start_new_session=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path]), "DATAMESH_TESTBED_CLUSTER": CLUSTER,
              "DATAMESH_CACHE": str(cache_root().parent)},
     )
     logfile.close()
@@ -704,7 +697,7 @@ def provisioner_pid() -> int | None:
         pid = int(provisioner_pid_file().read_text())
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) and runs_from(pid, "cluster.py provision") else None
+    return pid if alive(pid) and runs_from(pid, "tests.testbed.cluster provision") else None
 
 
 def provisioner_running() -> bool:

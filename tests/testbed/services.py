@@ -121,6 +121,8 @@ import urllib.request
 from pathlib import Path
 from string import Template
 
+from tests.testbed import cache_root, component_dir
+
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "services"
 REPO = HERE.parent.parent
@@ -184,15 +186,6 @@ class TestbedError(RuntimeError):
 
 
 # ------------------------------------------------------------------ paths
-
-
-def cache_root() -> Path:
-    base = os.environ.get("DATAMESH_CACHE") or Path.home() / ".cache" / "datamesh"
-    return Path(base) / "testbed"
-
-
-def component_dir(name: str, version: str) -> Path:
-    return cache_root() / f"{name}-{version}"
 
 
 def run_dir() -> Path:
