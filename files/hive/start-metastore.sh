@@ -1,35 +1,12 @@
 #!/bin/bash
-# Start Hive Metastore through the image's own /entrypoint.sh, which runs `schematool -initSchema`
-# unless IS_RESUME=true. Decide IS_RESUME from the database itself, so the schema is created
-# exactly once and no restart ever re-runs it:
-#   - schematool -info succeeds          -> the schema exists: IS_RESUME=true
-#   - it fails because "VERSION" is missing -> an empty database: IS_RESUME=false, initialise it
-#   - it fails for any other reason         -> stop without touching the database (kubelet retries)
+# Start Hive Metastore 4 through the image's own /entrypoint.sh, with the schema brought to this
+# release first and explicitly: `schematool -initOrUpgradeSchema` creates it in an empty database
+# (the prepare-schema init container has made sure no half-made one is left), upgrades a schema an
+# older release made (a volume kept from the platform's Hive 3.1.3), and changes nothing when it
+# is current. The entrypoint then starts the metastore without touching the schema (IS_RESUME).
 set -euo pipefail
 
-: "${METASTORE_DB_HOST:?}" "${METASTORE_DB_PORT:?}"
-
-for attempt in $(seq 1 60); do
-  if (exec 3<>"/dev/tcp/$METASTORE_DB_HOST/$METASTORE_DB_PORT") 2>/dev/null; then
-    break
-  fi
-  if [ "$attempt" -eq 60 ]; then
-    echo "PostgreSQL at $METASTORE_DB_HOST:$METASTORE_DB_PORT did not accept connections within 5 minutes." >&2
-    exit 1
-  fi
-  sleep 5
-done
-
-if info=$("$HIVE_HOME/bin/schematool" -dbType "$DB_DRIVER" -info 2>&1); then
-  echo "metastore schema found: starting with IS_RESUME=true"
-  export IS_RESUME=true
-elif grep -qi 'relation "VERSION" does not exist' <<<"$info"; then
-  echo "metastore database is empty: the entrypoint initialises the schema (IS_RESUME=false)"
-  export IS_RESUME=false
-else
-  echo "$info" >&2
-  echo "cannot tell whether the metastore schema exists (schematool -info failed, see above); not starting." >&2
-  exit 1
-fi
-
+"$HIVE_HOME/bin/schematool" -dbType "$DB_DRIVER" -initOrUpgradeSchema
+echo "metastore schema is current: starting the metastore (IS_RESUME=true)"
+export IS_RESUME=true
 exec /entrypoint.sh

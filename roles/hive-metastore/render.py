@@ -1,24 +1,31 @@
-"""Hive Metastore 3.1.3 on PostgreSQL, able to read and write the MinIO data lake through s3a://.
+"""Hive Metastore 4.0.1 on PostgreSQL, able to read and write the data lake through s3a://.
 
-One Deployment (one replica, Recreate) of apache/hive:3.1.3 with its Service on port 9083. The
-image lacks the PostgreSQL JDBC driver and keeps hadoop-aws off the classpath, so two init
-containers fill an aux-jars volume (HIVE_AUX_JARS_PATH): the driver, downloaded and checked
-against its pinned SHA-256, and symlinks to the image's own hadoop-aws and AWS SDK bundle. A
-wrapper around the image's entrypoint sets IS_RESUME from the database, so `schematool
--initSchema` runs exactly once. hive-site.xml and core-site.xml hold no secret: they refer to
-environment variables filled from Secrets (Hadoop's `${env.NAME}` substitution).
+One Deployment (one replica, Recreate) of apache/hive:4.0.1 (amd64 and arm64; 3.1.3 was amd64
+only) with its Service on port 9083. Three init containers prepare the pod:
+- fetch-jdbc-driver puts the PostgreSQL JDBC driver, checked against its pinned SHA-256, on a
+  small volume that outlives the pod: it downloads once (through the inventory's proxy) and every
+  later start, restarts included, works without the internet;
+- link-s3a-jars links the image's own hadoop-aws and AWS SDK bundle there (Hive does not load
+  share/hadoop/tools/lib); the volume is the metastore's HIVE_AUX_JARS_PATH;
+- prepare-schema (the postgres image, for psql) waits for the database and drops a half-made
+  schema, one whose initialisation was interrupted before its VERSION row, which would otherwise
+  make every start fail.
+The container's start script then runs `schematool -initOrUpgradeSchema` (create, upgrade from
+3.1, or nothing) and the image's entrypoint. hive-site.xml and core-site.xml hold no secret: they
+refer to environment variables filled from Secrets (Hadoop's `${env.NAME}` substitution).
 """
 
 import hashlib
 from xml.sax.saxutils import escape
 
 from datamesh.manifests import (
-    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
-    service,
+    claim_spec, container_security, metadata, platform, pod_security, proxy_env, read, secret_name, secret_ref,
+    selector, service,
 )
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio"]
 NAME = "hive-metastore"
+JARS_CLAIM = "hive-metastore-jars"
 PORT = 9083
 UID = 1000  # the image's hive user
 AUX_JARS = "/opt/datamesh/aux-jars"
@@ -29,13 +36,16 @@ FILES = {  # ConfigMap key -> file under files/
     "start-metastore.sh": "hive/start-metastore.sh",
     "fetch-jdbc-driver.sh": "hive/fetch-jdbc-driver.sh",
     "link-s3a-jars.sh": "hive/link-s3a-jars.sh",
+    "prepare-metastore-db.sh": "hive/prepare-metastore-db.sh",
 }
 
 
 def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     config = configmap(namespace, vars)
-    return [config, service("hive-metastore", NAME, namespace, "thrift", PORT), deployment(namespace, vars, config)]
+    jars = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata("hive-metastore", JARS_CLAIM, namespace),
+            "spec": claim_spec(vars, vars["storage"]["hive-metastore-jars"])}
+    return [config, jars, service("hive-metastore", NAME, namespace, "thrift", PORT), deployment(namespace, vars, config)]
 
 
 def database() -> dict:
@@ -76,6 +86,10 @@ def core_site(namespace: str) -> dict[str, str]:
         "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "fs.s3a.access.key": "${env.AWS_ACCESS_KEY_ID}",
         "fs.s3a.secret.key": "${env.AWS_SECRET_ACCESS_KEY}",
+        # Keep the empty "directory marker" objects S3A writes instead of deleting the parents' after
+        # every write (Hadoop 3.3.1+): versitygw refuses to delete a marker of a non-empty folder,
+        # which S3A retries for ~10 s, as long as Trino's metastore timeout, failing every CREATE TABLE.
+        "fs.s3a.directory.marker.retention": "keep",
     }
 
 
@@ -98,74 +112,13 @@ def checksum(obj: dict) -> str:
 
 
 def deployment(namespace: str, vars: dict, config: dict) -> dict:
-    pg = database()
-    settings = vars["hive-metastore"]
-    security = container_security()
-    aux = {"name": "aux-jars", "mountPath": AUX_JARS}
-    scripts = {"name": "config", "mountPath": SCRIPTS, "readOnly": True}
-    probe = {"tcpSocket": {"port": "thrift"}}
-    init_resources = vars["resources"]["hive-metastore-init"]
     pod_spec = {
         "securityContext": pod_security(UID),
         "enableServiceLinks": False,
-        "initContainers": [
-            {
-                "name": "fetch-jdbc-driver",
-                "image": vars["images"]["curl"],
-                "command": ["/bin/sh", f"{SCRIPTS}/fetch-jdbc-driver.sh"],
-                "env": [
-                    {"name": "AUX_JARS", "value": AUX_JARS},
-                    {"name": "JDBC_REPOSITORY", "value": settings["jdbc"]["repository"].rstrip("/")},
-                    {"name": "JDBC_VERSION", "value": settings["jdbc"]["version"]},
-                    {"name": "JDBC_SHA256", "value": settings["jdbc"]["sha256"]},
-                ],
-                "resources": init_resources,
-                "securityContext": security,
-                "volumeMounts": [aux, scripts],
-            },
-            {
-                "name": "link-s3a-jars",
-                "image": vars["images"]["hive-metastore"],
-                "command": ["/bin/sh", f"{SCRIPTS}/link-s3a-jars.sh"],
-                "env": [{"name": "AUX_JARS", "value": AUX_JARS}],
-                "resources": init_resources,
-                "securityContext": security,
-                "volumeMounts": [aux, scripts],
-            },
-        ],
-        "containers": [{
-            "name": "metastore",
-            "image": vars["images"]["hive-metastore"],
-            "command": ["/bin/bash", f"{SCRIPTS}/start-metastore.sh"],
-            "ports": [{"name": "thrift", "containerPort": PORT, "protocol": "TCP"}],
-            "env": [
-                {"name": "SERVICE_NAME", "value": "metastore"},
-                {"name": "DB_DRIVER", "value": "postgres"},
-                {"name": "SERVICE_OPTS", "value": f"-Xmx{settings['heap']}"},
-                {"name": "HIVE_AUX_JARS_PATH", "value": AUX_JARS},
-                {"name": "METASTORE_DB_HOST", "value": f"{pg['name']}.{namespace}.svc.cluster.local"},
-                {"name": "METASTORE_DB_PORT", "value": str(DB_PORT)},
-                {"name": "METASTORE_DB_USER", "valueFrom": secret_ref(secret_name(pg["name"]), "username")},
-                {"name": "METASTORE_DB_PASSWORD", "valueFrom": secret_ref(secret_name(pg["name"]), "password")},
-                {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret_ref(secret_name("minio"), "root-user")},
-                {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret_ref(secret_name("minio"), "root-password")},
-            ],
-            "resources": vars["resources"]["hive-metastore"],
-            "startupProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 36},
-            "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-            "livenessProbe": {**probe, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
-            "securityContext": security,
-            "volumeMounts": [
-                aux,
-                scripts,
-                {"name": "config", "mountPath": "/opt/hive/conf/hive-site.xml", "subPath": "hive-site.xml",
-                 "readOnly": True},
-                {"name": "config", "mountPath": "/opt/hadoop/etc/hadoop/core-site.xml", "subPath": "core-site.xml",
-                 "readOnly": True},
-            ],
-        }],
+        "initContainers": init_containers(namespace, vars),
+        "containers": [metastore(namespace, vars)],
         "volumes": [
-            {"name": "aux-jars", "emptyDir": {}},
+            {"name": "aux-jars", "persistentVolumeClaim": {"claimName": JARS_CLAIM}},
             {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
         ],
     }
@@ -183,4 +136,78 @@ def deployment(namespace: str, vars: dict, config: dict) -> dict:
                 "spec": pod_spec,
             },
         },
+    }
+
+
+def init_containers(namespace: str, vars: dict) -> list[dict]:
+    settings = vars["hive-metastore"]
+    security, resources = container_security(), vars["resources"]["hive-metastore-init"]
+    aux, scripts = {"name": "aux-jars", "mountPath": AUX_JARS}, {"name": "config", "mountPath": SCRIPTS, "readOnly": True}
+    pg = database()
+    return [
+        {
+            "name": "fetch-jdbc-driver",
+            "image": vars["images"]["curl"],
+            "command": ["/bin/sh", f"{SCRIPTS}/fetch-jdbc-driver.sh"],
+            "env": [
+                {"name": "AUX_JARS", "value": AUX_JARS},
+                {"name": "JDBC_REPOSITORY", "value": settings["jdbc"]["repository"].rstrip("/")},
+                {"name": "JDBC_VERSION", "value": settings["jdbc"]["version"]},
+                {"name": "JDBC_SHA256", "value": settings["jdbc"]["sha256"]},
+                *proxy_env(vars),
+            ],
+            "resources": resources, "securityContext": security, "volumeMounts": [aux, scripts],
+        },
+        {
+            "name": "link-s3a-jars",
+            "image": vars["images"]["hive-metastore"],
+            "command": ["/bin/sh", f"{SCRIPTS}/link-s3a-jars.sh"],
+            "env": [{"name": "AUX_JARS", "value": AUX_JARS}],
+            "resources": resources, "securityContext": security, "volumeMounts": [aux, scripts],
+        },
+        {
+            "name": "prepare-schema",
+            "image": vars["images"]["postgres"],  # for psql; the data stores already pull it
+            "command": ["/bin/sh", f"{SCRIPTS}/prepare-metastore-db.sh"],
+            "env": [
+                {"name": "PGHOST", "value": f"{pg['name']}.{namespace}.svc.cluster.local"},
+                {"name": "PGPORT", "value": str(DB_PORT)},
+                {"name": "PGDATABASE", "value": pg["database"]},
+                {"name": "PGUSER", "valueFrom": secret_ref(secret_name(pg["name"]), "username")},
+                {"name": "PGPASSWORD", "valueFrom": secret_ref(secret_name(pg["name"]), "password")},
+            ],
+            "resources": resources, "securityContext": security, "volumeMounts": [scripts],
+        },
+    ]
+
+
+def metastore(namespace: str, vars: dict) -> dict:
+    probe = {"tcpSocket": {"port": "thrift"}}
+    return {
+        "name": "metastore",
+        "image": vars["images"]["hive-metastore"],
+        "command": ["/bin/bash", f"{SCRIPTS}/start-metastore.sh"],
+        "ports": [{"name": "thrift", "containerPort": PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "SERVICE_NAME", "value": "metastore"},
+            {"name": "DB_DRIVER", "value": "postgres"},
+            {"name": "SERVICE_OPTS", "value": f"-Xmx{vars['hive-metastore']['heap']}"},
+            {"name": "HIVE_AUX_JARS_PATH", "value": AUX_JARS},
+            {"name": "METASTORE_DB_USER", "valueFrom": secret_ref(secret_name(database()["name"]), "username")},
+            {"name": "METASTORE_DB_PASSWORD", "valueFrom": secret_ref(secret_name(database()["name"]), "password")},
+            {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret_ref(secret_name("minio"), "root-user")},
+            {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret_ref(secret_name("minio"), "root-password")},
+        ],
+        "resources": vars["resources"]["hive-metastore"],
+        "startupProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 36},
+        "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": {**probe, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+        "securityContext": container_security(),
+        "volumeMounts": [
+            {"name": "aux-jars", "mountPath": AUX_JARS},
+            {"name": "config", "mountPath": SCRIPTS, "readOnly": True},
+            {"name": "config", "mountPath": "/opt/hive/conf/hive-site.xml", "subPath": "hive-site.xml", "readOnly": True},
+            {"name": "config", "mountPath": "/opt/hadoop/etc/hadoop/core-site.xml", "subPath": "core-site.xml",
+             "readOnly": True},
+        ],
     }

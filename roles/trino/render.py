@@ -1,4 +1,4 @@
-"""Trino 435, the query engine over PostgreSQL, the domain databases and the Hive data lake.
+"""Trino 476, the query engine over PostgreSQL, the domain databases and the Hive data lake.
 
 A coordinator Deployment (Service `trino-coordinator`, port 8080, also on its NodePort) and,
 with `trino.workers: N`, a worker Deployment of N replicas. node.properties, jvm.config,
@@ -6,11 +6,22 @@ config.properties and one catalog file each for sales, marketing, hive, sales_do
 marketing_domain live in one ConfigMap mounted at /etc/trino. Catalogs name their logins as
 `${ENV:NAME}`, filled from Secrets; the domain databases' logins come from
 `trino-catalog-credentials`, which the credentials role copies from the domains' namespaces.
+
+What moving from 435 to 476 changed here (release notes 436-476, and 476 started on the
+service testbed): the Hive catalog reaches the object store through Trino's native S3 file
+system (`fs.native-s3.enabled`, `s3.*`), since 476 has no legacy `hive.s3.*` keys and refuses
+them as unused; the image runs Java 24 (the jvm.config options below are accepted by it), and
+the PostgreSQL connector needs the geospatial plugin the image ships. The per-node query memory
+is sized against 476's rule (it plus the 30% heap headroom must fit in the heap), no longer
+against 368's 30%-of-heap cap. Pinning an older image (`images.trino: trinodb/trino:435`, the
+original architecture's) renders the legacy `hive.s3.*` keys that release takes: `release()` and
+`hive_s3()` are the one place that chooses by the tag's number.
 """
 
 import hashlib
 from string import Template
 
+from datamesh.errors import DatameshError
 from datamesh.manifests import (
     container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
     service,
@@ -25,6 +36,7 @@ UID = 1000  # the image's trino user
 ETC = "/etc/trino"
 DATA = "/data/trino"
 DB_PORT = 5432
+NATIVE_S3_SINCE = 470  # the first release whose legacy S3 file system is off unless fs.hadoop.enabled=true
 
 
 def render(vars: dict) -> list[dict]:
@@ -102,17 +114,47 @@ def catalogs(namespace: str, vars: dict) -> dict[str, dict[str, str]]:
     out["hive"] = {
         "connector.name": "hive",
         "hive.metastore.uri": f"thrift://hive-metastore.{namespace}.svc.cluster.local:9083",
-        "hive.s3.endpoint": f"http://minio.{namespace}.svc.cluster.local:9000",
-        "hive.s3.path-style-access": "true",
-        "hive.s3.ssl.enabled": "false",
-        "hive.s3.aws-access-key": "${ENV:S3_ACCESS_KEY}",
-        "hive.s3.aws-secret-key": "${ENV:S3_SECRET_KEY}",
+        **hive_s3(release(vars["images"]["trino"]), f"http://minio.{namespace}.svc.cluster.local:9000"),
         "hive.non-managed-table-writes-enabled": "true",
         # The default (`legacy`) denies DROP TABLE and more, and dbt drops and renames tables on
         # every run: the catalog leaves access control to the platform (one lab user).
         "hive.security": "allow-all",
     }
     return out
+
+
+def release(image: str) -> int:
+    """The Trino release an image tag names: trinodb/trino:476 -> 476."""
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    number = tag.split("-")[0]
+    if not number.isdigit():
+        raise DatameshError(f"images.trino is {image!r}, whose tag is not a Trino release number; pin an exact "
+                            "release such as trinodb/trino:476, so the catalogs can be rendered for it.")
+    return int(number)
+
+
+def hive_s3(release: int, endpoint: str) -> dict[str, str]:
+    """How the Hive catalog reaches the object store: path-style plain HTTP, keys from the env.
+
+    Releases before NATIVE_S3_SINCE read the legacy `hive.s3.*` keys (the proven path for 435);
+    later ones have only the native file system (476 refuses `hive.s3.*` as unused).
+    """
+    if release < NATIVE_S3_SINCE:
+        return {
+            "hive.s3.endpoint": endpoint,
+            "hive.s3.path-style-access": "true",
+            "hive.s3.ssl.enabled": "false",
+            "hive.s3.aws-access-key": "${ENV:S3_ACCESS_KEY}",
+            "hive.s3.aws-secret-key": "${ENV:S3_SECRET_KEY}",
+        }
+    return {
+        "fs.native-s3.enabled": "true",
+        "s3.endpoint": endpoint,
+        "s3.region": "us-east-1",  # required by the SDK; MinIO and versitygw accept any
+        "s3.path-style-access": "true",
+        "s3.aws-access-key": "${ENV:S3_ACCESS_KEY}",
+        "s3.aws-secret-key": "${ENV:S3_SECRET_KEY}",
+    }
 
 
 def catalog_env(vars: dict) -> list[dict]:

@@ -1,20 +1,50 @@
-"""Hive Metastore runs the role's start script: the first start initialises the schema, every
-later start finds it (schematool -info) and resumes without touching it."""
+"""Hive Metastore 4 runs the role's init containers and start script: the first start creates the
+schema, every later start finds it current and leaves it alone, and a start that was killed while
+creating it is repaired on the next one instead of crash-looping."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 import uuid
+
+import pytest
 
 from tests.testbed import services as svc
 
 
+def _hive_db(config: dict) -> dict:
+    return config["postgres"]["instances"]["postgres-hive"]
+
+
+def _sql(config: dict, sql: str) -> str:
+    pg = _hive_db(config)
+    return svc._psql(pg["fqdn"], pg["user"], pg["password"], pg["database"], sql)
+
+
 def _version_rows(config: dict) -> str:
-    pg = config["postgres"]["instances"]["postgres-hive"]
-    return svc._psql(pg["fqdn"], pg["user"], pg["password"], pg["database"],
-                     'SELECT "VER_ID", "SCHEMA_VERSION", "VERSION_COMMENT" FROM "VERSION"')
+    return _sql(config, 'SELECT "VER_ID", "SCHEMA_VERSION", "VERSION_COMMENT" FROM "VERSION"')
 
 
-def test_metastore_restart_resumes_on_the_existing_schema(testbed):
+def _has_version_row(config: dict) -> bool:
+    if _sql(config, "SELECT to_regclass('\"VERSION\"') IS NULL") == "t":
+        return False
+    return _sql(config, 'SELECT count(*) FROM "VERSION"') != "0"
+
+
+def _log_since(mark: int) -> str:
+    with open(svc.run_dir() / "hive" / "hive-metastore.out", errors="replace") as fh:
+        fh.seek(mark)
+        return fh.read()
+
+
+def _log_size() -> int:
+    return (svc.run_dir() / "hive" / "hive-metastore.out").stat().st_size
+
+
+def test_metastore_restart_finds_the_current_schema_and_keeps_it(testbed):
     tag = uuid.uuid4().hex[:8]
     schema = f"restart_{tag}"
     bucket = testbed.config["s3"]["bucket"]
@@ -22,16 +52,13 @@ def test_metastore_restart_resumes_on_the_existing_schema(testbed):
     try:
         svc.trino_query(f"CREATE TABLE hive.{schema}.before_restart (id integer)")
         version = _version_rows(testbed.config)
-        assert version.count("\n") == 0 and "3.1.0" in version, version  # one row, schema 3.1.0
-        out = svc.run_dir() / "hive" / "hive-metastore.out"
-        mark = out.stat().st_size
+        assert version.count("\n") == 0 and "|4.0.0|" in version, version  # one row: Hive 4.0.x's schema
+        mark = _log_size()
 
         svc.restart("hive-metastore")
 
-        with open(out, errors="replace") as fh:
-            fh.seek(mark)
-            restart_log = fh.read()
-        assert "metastore schema found: starting with IS_RESUME=true" in restart_log
+        restart_log = _log_since(mark)
+        assert "metastore schema is current: starting the metastore" in restart_log
         assert "Starting metastore schema initialization" not in restart_log
         assert _version_rows(testbed.config) == version, "the VERSION row changed: the schema was re-initialised"
         assert schema in svc.thrift_get_all_databases(svc.HIVE_HOST)
@@ -39,3 +66,57 @@ def test_metastore_restart_resumes_on_the_existing_schema(testbed):
     finally:
         svc.trino_query(f"DROP TABLE IF EXISTS hive.{schema}.before_restart")
         svc.trino_query(f"DROP SCHEMA IF EXISTS hive.{schema}")
+
+
+def _interrupt_schema_creation(config: dict) -> None:
+    """Empty the metastore database, start the metastore and SIGKILL it while schematool is creating
+    the schema: tables exist, the VERSION row (the script's last statement) does not."""
+    svc.stop_one("hive-metastore")
+    _sql(config, "DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; "
+                 "GRANT USAGE ON SCHEMA public TO PUBLIC")
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            svc.start_hive(svc.Procs(), svc.saved_config()["hive"])
+        except svc.TestbedError as e:
+            failed.append(e)
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if _sql(config, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") not in ("", "0"):
+            os.killpg(svc.Procs().entries["hive-metastore"]["pid"], signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("schematool created no table within 120 s")
+    starter.join(60)
+    assert failed, "the killed metastore start did not fail"
+
+
+def test_a_schema_creation_killed_midway_is_made_again_on_the_next_start(testbed):
+    config = testbed.config
+    for _attempt in range(3):
+        _interrupt_schema_creation(config)
+        if not _has_version_row(config):
+            break
+    else:
+        pytest.fail("schematool finished before it could be killed, three times")
+    half_made = int(_sql(config, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+    assert half_made > 0
+    mark = _log_size()
+
+    svc.restart("hive-metastore")
+
+    init_log = (svc.run_dir() / "hive" / "init-prepare-schema.log").read_text()
+    assert f"holds {half_made} tables but no VERSION row" in init_log
+    assert "half-made metastore schema dropped" in init_log
+    assert "Initialization script completed" in _log_since(mark)
+    assert "|4.0.0|" in _version_rows(config)
+    assert "default" in svc.thrift_get_all_databases(svc.HIVE_HOST)
+    schema = f"repaired_{uuid.uuid4().hex[:8]}"
+    bucket = config["s3"]["bucket"]
+    svc.trino_query(f"CREATE SCHEMA hive.{schema} WITH (location = 's3a://{bucket}/curated/{schema}/')")
+    svc.trino_query(f"DROP SCHEMA hive.{schema}")
