@@ -12,6 +12,10 @@ from datamesh import ROOT
 
 FILES = ROOT / "files"
 PART_OF = "datamesh"
+# Annotations a role sets for `invoke status`: a sentence users should read about the object
+# (e.g. an archived upstream), and the path a NodePort Service's web page lives under.
+NOTICE = "datamesh.io/notice"
+URL_PATH = "datamesh.io/url-path"
 
 
 def labels(component: str, name: str | None = None) -> dict[str, str]:
@@ -66,6 +70,24 @@ def pod_security(uid: int, **extra: Any) -> dict:
 def container_security() -> dict:
     """No privilege escalation and no Linux capabilities."""
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def claim_spec(vars: dict, size: str) -> dict:
+    """A ReadWriteOnce volume claim of `size` in the inventory's StorageClass (or the default one)."""
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if vars["storage"]["class"]:
+        spec["storageClassName"] = vars["storage"]["class"]
+    return spec
+
+
+def proxy_env(vars: dict) -> list[dict]:
+    """The usual proxy variables, in both spellings tools read, for containers that download."""
+    env = []
+    for key in ("http_proxy", "https_proxy", "no_proxy"):
+        value = vars["proxy"][key]
+        if value:
+            env += [{"name": key.upper(), "value": value}, {"name": key, "value": value}]
+    return env
 
 
 def secret_name(service: str) -> str:

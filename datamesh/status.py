@@ -1,10 +1,14 @@
-"""`invoke status`: each component's objects and readiness, its addresses, where its logins are."""
+"""`invoke status`: each component's objects and readiness, its addresses, where its logins are,
+and the notices roles attach to their objects (annotation datamesh.io/notice), such as an upstream
+that no longer ships fixes and the inventory key that switches away from it."""
 
 from __future__ import annotations
 
 from datamesh.cluster import Cluster, ref
 from datamesh.diff import COPIED, GENERATED
+from datamesh.errors import shown
 from datamesh.inventory import Inventory
+from datamesh.manifests import NOTICE, URL_PATH
 from datamesh.report import Reporter
 from datamesh.role import Role
 from datamesh.wait import PREDICATES, readiness
@@ -13,7 +17,7 @@ from datamesh.wait import PREDICATES, readiness
 def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
     """Print the status table; True when every object exists and is ready."""
     healthy = True
-    secrets, addresses = [], []
+    secrets, addresses, notices = [], [], []
     for role in selected:
         rows = []
         for obj in role.render(inventory.vars):
@@ -28,17 +32,21 @@ def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter:
             else:
                 state = "present"
             rows.append(f"  {ref(obj):<60} {state}")
+            annotations = obj["metadata"].get("annotations") or {}
+            if annotations.get(NOTICE):
+                notices.append(f"{ref(obj)}: {annotations[NOTICE]}")
             if obj["kind"] == "Secret":
                 secrets.append(obj)
             if obj["kind"] == "Service" and obj["spec"].get("type") == "NodePort":
-                addresses += [(obj["metadata"]["name"], p["nodePort"]) for p in obj["spec"]["ports"] if "nodePort" in p]
+                path = annotations.get(URL_PATH, "")
+                addresses += [(obj["metadata"]["name"], p["nodePort"], path) for p in obj["spec"]["ports"] if "nodePort" in p]
         reporter.line(f"{role.name}:")
         for row in rows:
             reporter.line(row)
     if addresses:
         reporter.line(f"\naddresses (NodePorts on {inventory['hosts']['address']}):")
-        for name, port in addresses:
-            reporter.line(f"  {name:<24} http://{inventory['hosts']['address']}:{port}")
+        for name, port, path in addresses:
+            reporter.line(f"  {name:<24} http://{inventory['hosts']['address']}:{port}{path}")
     if secrets:
         reporter.line("\ncredentials (read one with the command shown):")
         for obj in secrets:
@@ -52,4 +60,8 @@ def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter:
                 f"  {meta['namespace']}/{meta['name']} [{', '.join(keys)}] ({policy}): "
                 f"kubectl -n {meta['namespace']} get secret {meta['name']} -o go-template='{{{{index .data \"{password}\" | base64decode}}}}'"
             )
+    if notices:
+        reporter.line(f"\nnotices (settings live in {shown(inventory.path)}):")
+        for notice in notices:
+            reporter.line(f"  {notice}")
     return healthy

@@ -20,7 +20,7 @@ import pytest
 from tests.testbed import services as svc
 from tests.testbed.rendered import config_from_render
 
-INVENTORY = "docker-desktop"  # the lab logins the workshop material uses
+INVENTORY = os.environ.get("DATAMESH_E2E_INVENTORY", "docker-desktop")  # the lab logins the workshop material uses
 
 
 @dataclass

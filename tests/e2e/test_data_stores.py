@@ -26,3 +26,18 @@ def test_bucket_and_prefixes_of_the_minio_role(config, s3):
         assert s3.get_object(bucket, "raw/e2e.txt").read() == b"ok"
     finally:
         s3.remove_object(bucket, "raw/e2e.txt")
+
+
+def test_the_bucket_job_ran_its_rendered_script(config):
+    log = (svc.run_dir() / "s3" / "bucket-job" / "job.log").read_text()
+    assert f"bucket {config['s3']['bucket']} ready with prefixes: {' '.join(config['s3']['prefixes'])}" in log
+
+
+def test_the_console_nodeport_serves_the_webui_beside_the_s3_api(config):
+    if config["s3"]["server"] != "versitygw":
+        pytest.skip("the testbed's stand-in for MinIO has no console")
+    node_port = next(p["node_port"] for p in config["s3"]["service"] if p.get("node_port"))
+    status, page = svc.http_get(f"http://127.0.0.1:{node_port}/ui/")
+    assert status == 200 and f'"gateways":["http://localhost:{node_port}"]'.encode() in page
+    status, _ = svc.http_get(f"http://127.0.0.1:{node_port}/")  # S3 itself, which wants a signature
+    assert status == 403

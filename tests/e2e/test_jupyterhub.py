@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from datamesh import inventory
+from tests.e2e.conftest import INVENTORY
 from tests.testbed import services as svc
 
 
@@ -21,7 +22,7 @@ def hub_url(config) -> str:
 
 
 def test_admin_logs_in_with_the_lab_password_through_the_proxy(hub_url):
-    lab = inventory.load("docker-desktop").vars["credentials"]
+    lab = inventory.load(INVENTORY).vars["credentials"]
     user, password = lab["users"]["jupyterhub"], lab["lab_passwords"]["jupyterhub"]
     assert (user, password) == ("admin", "admin")
     jar = svc.hub_login(user, password, base=hub_url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 
+from tests.e2e.conftest import INVENTORY
 from tests.testbed import services as svc
 from tests.testbed.rendered import config_from_render
 
@@ -20,7 +21,7 @@ def _sections(config: dict):
 
 
 def test_the_running_config_is_the_current_render(testbed):
-    fresh = config_from_render("docker-desktop", live=testbed.config["secrets"])
+    fresh = config_from_render(INVENTORY, live=testbed.config["secrets"])
     assert fresh == testbed.config, "the testbed runs an older render; restart it"
 
 

@@ -50,7 +50,7 @@ HIVE_PATHS = {
     "/opt/hive/conf/hive-site.xml": "conf/hive-site.xml",                  # subPath of hive-metastore-config
     "/opt/hadoop/etc/hadoop/core-site.xml": "conf/core-site.xml",          # subPath; on the classpath, as in the pod
     "/opt/datamesh/scripts": "scripts",                                    # the whole ConfigMap (start/init scripts)
-    "/opt/datamesh/aux-jars": "aux-jars",                                  # emptyDir the init container fills
+    "/opt/datamesh/aux-jars": "aux-jars",                                  # the jars volume the init container fills
     "/opt/hive": "image",                                                  # HIVE_HOME: bin/schematool of the image
     "/entrypoint.sh": "image/entrypoint.sh",                               # the image's entrypoint
 }
@@ -59,7 +59,10 @@ POSTGRES_PATHS = {
     "/var/lib/postgresql/data": "data",         # the data volume (PGDATA is data/pgdata under it)
 }
 S3_PATHS = {
-    "/data": "data",                            # MinIO's data volume; the S3 server's data folder
+    "/data": "data",                            # the object store's volume (versitygw's posix folder is in it)
+}
+S3_JOB_PATHS = {
+    "/tmp": "tmp",                              # the bucket Job's emptyDir, its HOME
 }
 JUPYTERHUB_PATHS = {
     "/usr/local/etc/jupyterhub/jupyterhub_config.py": "etc/jupyterhub_config.py",  # subPath of hub-config
@@ -73,8 +76,8 @@ NGINX_PATHS = {
 
 # Variables a container gets from its image (Dockerfile ENV) that the rendered files rely on.
 IMAGE_ENV = {
-    # apache/hive:3.1.3's ENV HIVE_HOME; start-metastore.sh runs $HIVE_HOME/bin/schematool
-    "hive-metastore": {"HIVE_HOME": "/opt/hive"},
+    # apache/hive:4.0.1's ENV: start-metastore.sh runs $HIVE_HOME/bin/schematool; the entrypoint reads HIVE_VER
+    "hive-metastore": {"HIVE_HOME": "/opt/hive", "HIVE_VER": "4.0.1"},
 }
 
 
@@ -335,17 +338,31 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
             "service": service_ports(objs, pg["name"], namespace, sts, c),
         }
 
-    # object store: MinIO's login and the bucket Job's settings
+    # object store: the server the inventory chose (minio.server) with its init containers, the
+    # root login, the bucket Job, and the Services (the console's NodePort reaches the same pod, so
+    # its entry carries the pod's address: minio-console has no in-cluster users to need a name)
     minio = objs.get("StatefulSet", platform_ns, "minio")
-    minio_c = container(minio, "minio")
+    minio_c = container(minio)
     minio_creds = objs.secret(platform_ns, "minio-credentials")
+    jobs = [o for o in objects if o["kind"] == "Job" and o["metadata"].get("namespace") == platform_ns
+            and o["metadata"]["name"].startswith("minio-buckets-")]
+    if len(jobs) != 1:
+        raise RenderError(f"expected one Job {platform_ns}/minio-buckets-* among the rendered manifests, found {len(jobs)}")
+    api = service_ports(objs, "minio", platform_ns, minio, minio_c)
+    console = service_ports(objs, "minio-console", platform_ns, minio, minio_c)
     s3 = {
         **container_config(objs, minio, minio_c, S3_PATHS),
+        "server": inv.vars["minio"]["server"],
+        "init_containers": [
+            {"name": ic["name"], **container_config(objs, minio, ic, S3_PATHS)}
+            for ic in pod_spec(minio).get("initContainers") or []
+        ],
         "access_key": minio_creds["root-user"],
         "secret_key": minio_creds["root-password"],
         "bucket": inv.vars["minio"]["bucket"],
         "prefixes": list(inv.vars["minio"]["prefixes"]),
-        "service": service_ports(objs, "minio", platform_ns, minio, minio_c),
+        "service": api + [{**p, "host": api[0]["host"]} for p in console],
+        "bucket_job": container_config(objs, jobs[0], container(jobs[0], "buckets"), S3_JOB_PATHS),
     }
 
     # Hive Metastore: the metastore container, and the init containers it runs before

