@@ -5,11 +5,18 @@ before anything is applied saves a half-converged platform. Free means the sched
 allocatable minus what pods that are not ours already request. Pods that a workload starts by
 itself (JupyterHub's user servers) are declared on it with the `datamesh.io/extra-requests`
 annotation, e.g. `cpu=250m,memory=1Gi`, and counted like the rest.
+
+Limits are only warned about: the scheduler admits pods by their requests, so limits above the
+nodes' allocatable still converge, but under load the node runs out of memory and the kernel
+kills containers. `datamesh.io/extra-limits` declares the limits of the pods a workload starts
+by itself; without it their requests stand in for their limits. A container without a limit
+adds nothing, so the sum is a floor (every container we render has limits).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Callable
 
 from kubernetes.utils.quantity import parse_quantity
 
@@ -20,17 +27,19 @@ from datamesh.inventory import Inventory
 WORKLOADS = ("StatefulSet", "Deployment", "ReplicaSet", "DaemonSet")
 OURS = ("app.kubernetes.io/part-of", "datamesh")
 EXTRA_REQUESTS = "datamesh.io/extra-requests"
+EXTRA_LIMITS = "datamesh.io/extra-limits"
 
 
-def pod_requests(pod_spec: dict) -> dict[str, Decimal]:
-    """CPU and memory a pod asks for: its containers' sum, or its largest init container."""
+def pod_requests(pod_spec: dict, kind: str = "requests") -> dict[str, Decimal]:
+    """CPU and memory a pod asks for (or, with kind="limits", may use): its containers' sum, or
+    its largest init container."""
     def total(containers: list[dict]) -> dict[str, Decimal]:
         out = {"cpu": Decimal(0), "memory": Decimal(0)}
         for container in containers:
-            requests = (container.get("resources") or {}).get("requests") or {}
+            amounts = (container.get("resources") or {}).get(kind) or {}
             for resource in out:
-                if resource in requests:
-                    out[resource] += parse_quantity(requests[resource])
+                if resource in amounts:
+                    out[resource] += parse_quantity(amounts[resource])
         return out
 
     main = total(pod_spec.get("containers", []))
@@ -41,9 +50,10 @@ def pod_requests(pod_spec: dict) -> dict[str, Decimal]:
     return main
 
 
-def extra_requests(obj: dict) -> dict[str, Decimal]:
-    """What the pods an object starts by itself request, from its `datamesh.io/extra-requests` annotation."""
-    text = (obj.get("metadata", {}).get("annotations") or {}).get(EXTRA_REQUESTS, "")
+def extra_requests(obj: dict, annotation: str = EXTRA_REQUESTS) -> dict[str, Decimal]:
+    """What the pods an object starts by itself request, from its `datamesh.io/extra-requests` annotation
+    (or another annotation of that form, such as `datamesh.io/extra-limits`)."""
+    text = (obj.get("metadata", {}).get("annotations") or {}).get(annotation, "")
     out = {"cpu": Decimal(0), "memory": Decimal(0)}
     for item in filter(None, (part.strip() for part in text.split(","))):
         resource, _, quantity = (s.strip() for s in item.partition("="))
@@ -53,22 +63,24 @@ def extra_requests(obj: dict) -> dict[str, Decimal]:
             out[resource] += parse_quantity(quantity)
         except ValueError:
             raise DatameshError(
-                f"{ref(obj)} has annotation {EXTRA_REQUESTS}: {text!r}, which is not a list like cpu=250m,memory=1Gi; "
+                f"{ref(obj)} has annotation {annotation}: {text!r}, which is not a list like cpu=250m,memory=1Gi; "
                 "fix the role that renders it."
             ) from None
     return out
 
 
-def requested(manifests: list[dict], extra: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
-    """The sum of requests of every long-running pod the manifests will create, or declare they start."""
+def requested(manifests: list[dict], extra: dict[str, Decimal] | None = None, kind: str = "requests") -> dict[str, Decimal]:
+    """The sum of requests (or limits) of every long-running pod the manifests will create, or declare they start."""
     out = {"cpu": Decimal(0), "memory": Decimal(0)}
     for obj in manifests:
-        for resource, amount in extra_requests(obj).items():
+        annotations = obj.get("metadata", {}).get("annotations") or {}
+        declared = EXTRA_LIMITS if kind == "limits" and EXTRA_LIMITS in annotations else EXTRA_REQUESTS
+        for resource, amount in extra_requests(obj, declared).items():
             out[resource] += amount
         if obj["kind"] not in WORKLOADS:
             continue
         replicas = obj["spec"].get("replicas", 1)
-        for resource, amount in pod_requests(obj["spec"]["template"]["spec"]).items():
+        for resource, amount in pod_requests(obj["spec"]["template"]["spec"], kind).items():
             out[resource] += amount * replicas
     for resource, amount in (extra or {}).items():
         out[resource] += amount
@@ -105,12 +117,31 @@ def check(want: dict[str, Decimal], allocatable: dict[str, Decimal], used: dict[
     )
 
 
-def preflight(cluster: Cluster, manifests: list[dict], inventory: Inventory) -> None:
+def check_limits(limits: dict[str, Decimal], allocatable: dict[str, Decimal], inventory: Inventory) -> str | None:
+    """A warning sentence when the limits add up to more than the nodes have, else None."""
+    over = [r for r in ("memory", "cpu") if limits[r] > allocatable[r]]  # the graver risk first
+    if not over:
+        return None
+    risks = {"memory": "memory can run out and the kernel then kills containers",
+             "cpu": "containers get less CPU than their limits allow"}
+    return (
+        f"the platform's limits add up to {show(limits)}, more than the {show(allocatable)} the cluster's nodes have "
+        f"allocatable, so it starts (its requests fit) but under load {' and '.join(risks[r] for r in over)}; "
+        f"give the cluster more resources, or lower resources.*.limits in {inventory.path.name}."
+    )
+
+
+def preflight(cluster: Cluster, manifests: list[dict], inventory: Inventory,
+              warn: Callable[[str], None] | None = None) -> None:
+    """Refuse when the requests do not fit; `warn` hears when the limits exceed the nodes."""
     nodes = cluster.nodes()
     if not nodes:
         raise DatameshError(f"the cluster at {cluster.server} has no nodes to run the platform on: {cluster.hint}.")
     allocatable, used = free(nodes, cluster.list("v1", "Pod"))
     check(requested(manifests), allocatable, used, inventory)
+    warning = check_limits(requested(manifests, kind="limits"), allocatable, inventory)
+    if warning and warn:
+        warn(warning)
 
 
 def show(amounts: dict[str, Decimal]) -> str:

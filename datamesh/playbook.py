@@ -110,7 +110,7 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     everything = [obj for manifests in rendered.values() for obj in manifests]
-    preflight(cluster, everything, inventory)
+    preflight(cluster, everything, inventory, warn=reporter.warning)
     live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
     results: list[Result] = []
     secrets: dict[str, str] = {}
@@ -127,7 +127,8 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
         try:
             planned = roles.check(cluster, rendered[role.name], secrets)
             roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
-            roles.wait(cluster, planned, inventory["timeouts"]["ready"], on_poll=reporter.waiting)
+            roles.wait(cluster, planned, inventory["timeouts"]["ready"], inventory["timeouts"]["pull"],
+                       on_poll=reporter.waiting)
             pruned = roles.prune(cluster, roles.stale(live, role.name, rendered[role.name]), inventory["timeouts"]["ready"])
             for entry in pruned:
                 reporter.object_done(entry)
@@ -154,7 +155,7 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     everything = [obj for manifests in rendered.values() for obj in manifests]
-    preflight(cluster, everything, inventory)
+    preflight(cluster, everything, inventory, warn=reporter.warning)
     live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
     entries, secrets = [], {}
     for role in selected:

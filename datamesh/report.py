@@ -23,6 +23,9 @@ class Reporter:
     def line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
+    def warning(self, text: str) -> None:
+        self.line(f"warning: {text}")
+
     def role_start(self, name: str) -> None:
         self.line(f"\nROLE [{name}] " + "*" * max(3, 60 - len(name)))
 
@@ -37,10 +40,11 @@ class Reporter:
         self.line(f"  {result.status + ':':9}{result.ref}{action}")
 
     def waiting(self, obj: dict, why: str) -> None:
+        """A line when what an object waits for changes: `(0/1 ready)`, `(pulling IMAGE, 2m30s)`."""
         key = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
         if self._last_wait.get(key) != why:
             self._last_wait[key] = why
-            self.line(f"  waiting: {key} ({why}, {time.monotonic() - self.started:.0f}s)")
+            self.line(f"  waiting: {key} ({why}) at {time.monotonic() - self.started:.0f}s")
 
     def recap(self, results: list[Result]) -> None:
         self.line("\nRECAP " + "*" * 60)

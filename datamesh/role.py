@@ -147,7 +147,7 @@ def apply(cluster: Cluster, planned: list[Planned], on_object: Callable[[Planned
             on_object(item)
 
 
-def wait(cluster: Cluster, planned: list[Planned], timeout: int,
+def wait(cluster: Cluster, planned: list[Planned], timeout: int, pull_timeout: int,
          on_poll: Callable[[dict, str], None] | None = None) -> None:
     """Wait for the role's objects to be ready; unchanged objects already ready cost no request."""
     waiting = []
@@ -159,7 +159,7 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int,
             continue
         waiting.append(item.desired)
     if waiting:
-        wait_ready(cluster, waiting, timeout, on_poll)
+        wait_ready(cluster, waiting, timeout, on_poll, pull_timeout)
 
 
 def managed(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:

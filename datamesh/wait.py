@@ -3,19 +3,24 @@
 A predicate takes the live object and answers (ready, why-not). Kinds without a predicate are
 ready once they exist. On timeout the error names the object, its pods' phase and container
 states, and the last events, because "timed out" alone sends people to kubectl for an hour.
+Image pulls have a budget of their own (datamesh/pulls.py): a pull in progress pauses the
+readiness budget, and a pull error ends the wait at once.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import tenacity
 
 from datamesh.cluster import Cluster, ref
 from datamesh.errors import DatameshError
+from datamesh.pulls import PULLS_AFTER, Clock, ImagePullFailed, duration, images_pulling
+
+WORKLOADS = ("StatefulSet", "Deployment", "Job", "DaemonSet", "ReplicaSet")
 
 Predicate = Callable[[dict], "tuple[bool, str]"]
-
 
 class JobFailed(Exception):
     """A Job reported Failed: waiting longer cannot help."""
@@ -103,36 +108,64 @@ def readiness(cluster: Cluster, obj: dict, live: dict | None = None) -> tuple[bo
 
 
 def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
-               on_poll: Callable[[dict, str], None] | None = None) -> None:
-    """Poll until every object is ready; on timeout raise with pods, containers and events."""
+               on_poll: Callable[[dict, str], None] | None = None, pull_timeout: int = 1200,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Poll until every object is ready; on timeout raise with pods, containers and events.
+
+    Time while a pod's image is being pulled pauses `timeout` and counts against `pull_timeout`
+    (the inventory's `timeouts.pull`); a pull error ends the wait at once. `clock` and `sleep` are the loop's time, replaceable in tests.
+    """
     pending = list(objects)
     last: dict[str, str] = {}
+    budget = Clock(timeout, pull_timeout, clock)
+    puller: dict[str, dict] = {}  # image -> the object whose pod pulls it
 
     def poll() -> None:
+        pulls: dict[str, list[str]] = {}
+        look = budget.elapsed() >= PULLS_AFTER
         for obj in list(pending):
             ready, why = readiness(cluster, obj)
             last[ref(obj)] = why
             if ready:
                 pending.remove(obj)
-            elif on_poll:
-                on_poll(obj, why)
+                continue
+            workload = obj["kind"] in WORKLOADS
+            pulls[ref(obj)] = images_pulling(cluster, obj, _selector(obj)) if look and workload else []
+            puller.update(dict.fromkeys(pulls[ref(obj)], obj))
+        budget.tick(image for images in pulls.values() for image in images)
+        for obj in pending:
+            images = pulls[ref(obj)]
+            if on_poll:
+                on_poll(obj, f"pulling {images[0]}, {duration(budget.pulls[images[0]])}" if images else last[ref(obj)])
         if pending:
             raise _NotReady()
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_NotReady),
-        stop=tenacity.stop_after_delay(timeout),
+        stop=budget.spent,
         wait=tenacity.wait_exponential(multiplier=0.25, max=3),
+        sleep=sleep,
         reraise=True,
     )
     try:
         retrying(poll)
     except JobFailed as exc:
         raise DatameshError(f"{exc}; {explain(cluster, _find(objects, str(exc)))}") from exc
+    except ImagePullFailed as exc:
+        raise DatameshError(str(exc)) from exc
     except _NotReady as exc:
+        image, seconds = budget.longest_pull()
+        if seconds >= budget.pull:
+            obj = puller[image]
+            raise DatameshError(
+                f"{ref(obj)} was still pulling image {image} after {budget.pull} s; {explain(cluster, obj)}; "
+                "check your network (the node goes on pulling, so a later `invoke up` may find the image there), "
+                "or raise timeouts.pull in the inventory."
+            ) from exc
         obj = next((o for o in pending if o["kind"] != "Service"), pending[0])
+        pulled = f" plus {budget.paused:.0f} s of image pulls" if budget.paused >= 1 else ""
         raise DatameshError(
-            f"{ref(obj)} was not ready after {timeout} s ({last.get(ref(obj), 'unknown')}); "
+            f"{ref(obj)} was not ready after {timeout} s ({last.get(ref(obj), 'unknown')}){pulled}; "
             f"{explain(cluster, obj)}; fix the cause and re-run, or raise timeouts.ready in the inventory."
         ) from exc
 
@@ -195,7 +228,7 @@ def explain(cluster: Cluster, obj: dict) -> str:
 
 
 def _selector(obj: dict) -> dict | None:
-    if obj["kind"] in ("StatefulSet", "Deployment", "Job", "DaemonSet", "ReplicaSet"):
+    if obj["kind"] in WORKLOADS:
         return obj.get("spec", {}).get("selector", {}).get("matchLabels") or obj["spec"]["template"]["metadata"].get("labels")
     if obj["kind"] == "Service":
         return obj.get("spec", {}).get("selector")

@@ -6,14 +6,14 @@ through a ServiceAccount whose Role reaches no further. The proxy is a Deploymen
 public on NodePort `nodeports.jupyterhub` (Service proxy-public) and driven by the hub through
 proxy-api with the token from the credentials role's Secret. Each user's server requests what
 `resources.jupyterhub-user` says; the hub Deployment declares it to the budget preflight with
-the `datamesh.io/extra-requests` annotation.
+the `datamesh.io/extra-requests` and `datamesh.io/extra-limits` annotations.
 """
 
 import hashlib
 
 from kubernetes.utils.quantity import parse_quantity
 
-from datamesh.budget import EXTRA_REQUESTS
+from datamesh.budget import EXTRA_LIMITS, EXTRA_REQUESTS
 from datamesh.manifests import (
     container_security, metadata, pod_security, read, secret_name, secret_ref, selector,
 )
@@ -142,9 +142,9 @@ def user_image(vars: dict) -> str:
     return images["jupyterhub-user"] if vars["jupyterhub"]["use_built_image"] else images["jupyterhub-user-fallback"]
 
 
-def extra_requests(requests: dict) -> str:
-    """The user server's requests as the budget preflight reads them: `cpu=250m,memory=1Gi`."""
-    return ",".join(f"{resource}={requests[resource]}" for resource in ("cpu", "memory") if resource in requests)
+def extra_amounts(amounts: dict) -> str:
+    """The user server's requests or limits as the budget preflight reads them: `cpu=250m,memory=1Gi`."""
+    return ",".join(f"{resource}={amounts[resource]}" for resource in ("cpu", "memory") if resource in amounts)
 
 
 def hub(ns: str, vars: dict, config: str) -> dict:
@@ -192,7 +192,7 @@ def hub(ns: str, vars: dict, config: str) -> dict:
     }
     return deployment(
         "hub", ns, pod_spec,
-        annotations={EXTRA_REQUESTS: extra_requests(user["requests"])},
+        annotations={EXTRA_REQUESTS: extra_amounts(user["requests"]), EXTRA_LIMITS: extra_amounts(user["limits"])},
         # a subPath mount never sees ConfigMap updates: a new config rolls the hub instead
         pod_annotations={"datamesh.io/config-sha256": hashlib.sha256(config.encode()).hexdigest()[:16]},
         recreate=True,  # one hub at a time on its ReadWriteOnce volume and SQLite database

@@ -265,6 +265,7 @@ def test_hub_declares_the_user_server_requests(dd):
     hub = find(dd["jupyterhub"], "Deployment", "hub")
     assert hub["metadata"]["annotations"]["datamesh.io/extra-requests"] == "cpu=250m,memory=1Gi"
     assert budget.extra_requests(hub) == {"cpu": Decimal("0.25"), "memory": Decimal(GiB)}
+    assert budget.extra_requests(hub, budget.EXTRA_LIMITS) == {"cpu": Decimal(2), "memory": Decimal(2 * GiB)}
     own = budget.requested([hub])
     assert own == {"cpu": Decimal("0.35"), "memory": Decimal(GiB + 256 * 2**20)}  # the hub itself plus one server
 

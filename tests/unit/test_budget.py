@@ -1,4 +1,4 @@
-"""The budget preflight: sums requests and refuses with the numbers when they do not fit."""
+"""The budget preflight: sums requests and refuses with the numbers when they do not fit; warns about limits."""
 
 from __future__ import annotations
 
@@ -62,3 +62,74 @@ def test_too_small_a_cluster_is_refused_with_the_numbers():
     assert "requests 0.5 CPU and 1.2 GiB memory" in message
     assert "4 CPU and 1.0 GiB memory allocatable" in message
     assert "memory will not fit" in message and "docker-desktop.yml" in message
+
+
+# -- limits: a warning, never a refusal ------------------------------------------------------
+
+def workload(requests: dict, limits: dict, replicas: int = 1, annotations: dict | None = None) -> dict:
+    return {"kind": "Deployment", "metadata": {"name": "w", "namespace": "n", "annotations": annotations or {}},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"resources": {"requests": requests, "limits": limits}}]}}}}
+
+
+def test_limits_of_the_five_postgres_instances():
+    assert budget.requested(postgres_manifests(), kind="limits") == {"cpu": Decimal("2.5"), "memory": Decimal(5 * 512 * 2**20)}
+
+
+def test_limits_of_pods_a_workload_starts_come_from_extra_limits_else_extra_requests():
+    declared = workload({}, {}, annotations={budget.EXTRA_REQUESTS: "cpu=250m,memory=1Gi", budget.EXTRA_LIMITS: "cpu=2,memory=2Gi"})
+    assert budget.requested([declared], kind="limits") == {"cpu": Decimal(2), "memory": Decimal(2 * 2**30)}
+    assert budget.requested([declared]) == {"cpu": Decimal("0.25"), "memory": Decimal(2**30)}
+    undeclared = workload({}, {}, annotations={budget.EXTRA_REQUESTS: "cpu=250m,memory=1Gi"})
+    assert budget.requested([undeclared], kind="limits") == {"cpu": Decimal("0.25"), "memory": Decimal(2**30)}
+
+
+def test_limits_that_fit_give_no_warning():
+    allocatable, _ = budget.free([node("16", "32Gi")], [])
+    assert budget.check_limits(budget.requested(platform_manifests(), kind="limits"), allocatable,
+                               inventory.load("docker-desktop")) is None
+
+
+def test_limits_beyond_the_nodes_warn_with_the_numbers():
+    limits = budget.requested([workload({"cpu": "1", "memory": "1Gi"}, {"cpu": "3", "memory": "12Gi"}, replicas=2)], kind="limits")
+    allocatable, _ = budget.free([node("8", "7.7Gi")], [])
+    message = budget.check_limits(limits, allocatable, inventory.load("docker-desktop"))
+    assert message == (
+        "the platform's limits add up to 6 CPU and 24.0 GiB memory, more than the 8 CPU and 7.7 GiB memory the cluster's "
+        "nodes have allocatable, so it starts (its requests fit) but under load memory can run out and the kernel then "
+        "kills containers; give the cluster more resources, or lower resources.*.limits in docker-desktop.yml."
+    )
+    cpu_only = budget.check_limits({"cpu": Decimal(9), "memory": Decimal(2**30)}, allocatable, inventory.load("docker-desktop"))
+    assert "under load containers get less CPU than their limits allow;" in cpu_only
+
+
+class NodesAndPods:
+    server, hint = "https://127.0.0.1:6443", "start it"
+
+    def __init__(self, nodes: list[dict], pods: list[dict]):
+        self._nodes, self._pods = nodes, pods
+
+    def nodes(self) -> list[dict]:
+        return self._nodes
+
+    def list(self, api_version: str, kind: str) -> list[dict]:
+        assert (api_version, kind) == ("v1", "Pod")
+        return self._pods
+
+
+def test_preflight_warns_about_limits_and_goes_on():
+    """Docker Desktop's default 8 GiB VM: the requests fit, the limits do not; `up` is told, not stopped."""
+    heard: list[str] = []
+    cluster = NodesAndPods([node("8", "7.7Gi")], [pod("850m", "300Mi")])
+    budget.preflight(cluster, platform_manifests(), inventory.load("docker-desktop"), warn=heard.append)
+    limits = budget.requested(platform_manifests(), kind="limits")
+    assert limits["memory"] > Decimal("7.7") * 2**30
+    assert len(heard) == 1 and heard[0].startswith(f"the platform's limits add up to {budget.show(limits)}, more than")
+
+
+def test_preflight_still_refuses_requests_that_do_not_fit_before_any_warning():
+    heard: list[str] = []
+    cluster = NodesAndPods([node("4", "1Gi")], [])
+    with pytest.raises(DatameshError, match="memory will not fit"):
+        budget.preflight(cluster, platform_manifests(), inventory.load("docker-desktop"), warn=heard.append)
+    assert heard == []
