@@ -5,6 +5,9 @@ listed: the start scripts the testbed runs get the image's /entrypoint.sh pointe
 from __future__ import annotations
 
 import difflib
+import json
+
+from datamesh import inventory
 
 from tests.e2e.conftest import INVENTORY
 from tests.testbed import services as svc
@@ -49,3 +52,14 @@ def test_trino_sees_its_files_where_the_pod_does(config):
         "config.properties", "jvm.config", "log.properties", "node.properties",
     ]
     assert "coordinator=true" in (etc / "config.properties").read_text()  # coordinator.properties, mounted
+
+
+def test_the_testbed_runs_the_releases_the_roles_deploy(testbed):
+    """Trino's /v1/info and the metastore's schema tool name the releases of the rendered images."""
+    images = inventory.load(INVENTORY)["images"]
+    status, body = svc.http_get(f"http://{svc.TRINO_HOST}:8080/v1/info")
+    assert status == 200 and json.loads(body)["nodeVersion"]["version"] == images["trino"].rpartition(":")[2]
+    assert svc.HIVE_VERSION == images["hive-metastore"].rpartition(":")[2]
+    running = json.loads((svc.run_dir() / "pids.json").read_text())["processes"]["hive-metastore"]
+    assert running["cmd"][-1].endswith("start-metastore.sh")
+    assert (svc.hive_home() / "dist" / "lib" / f"hive-standalone-metastore-server-{svc.HIVE_VERSION}.jar").exists()
