@@ -25,7 +25,7 @@ from pathlib import Path
 from datamesh import ROOT, inventory, playbook, role as roles
 from datamesh.cluster import Cluster
 from datamesh.manifests import dump_all
-from tests.testbed import cluster as testbed
+from testbed import cluster as testbed
 
 REQUEST_LINE = re.compile(r'"Response" verb="(GET|PATCH|POST|PUT|DELETE)"')  # kubectl -v=6
 

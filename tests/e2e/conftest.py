@@ -1,8 +1,8 @@
 """The service testbed for the e2e tier: the platform's real programs, run natively with the
-config files the roles render (tests/testbed/rendered.py), started once per session.
+config files the roles render (testbed/rendered.py), started once per session.
 
 A testbed that already runs with the current render is reused and left running (a developer's
-`python -m tests.testbed.services up`); otherwise this session installs what is missing (cached),
+`python -m testbed.services up`); otherwise this session installs what is missing (cached),
 starts it, and stops it at the end (DATAMESH_KEEP_TESTBED=1 keeps it). It needs root (/etc/hosts,
 port 80, PostgreSQL's own user): without root the tier is skipped with that reason. CI runs as
 root, so there it always runs.
@@ -10,6 +10,7 @@ root, so there it always runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.testbed import services as svc
-from tests.testbed.rendered import config_from_render
+from datamesh import probes
+from testbed import services as svc
+from testbed.common import TestbedError
+from testbed.rendered import config_from_render
 
 INVENTORY = os.environ.get("DATAMESH_E2E_INVENTORY", "docker-desktop")  # the lab logins the workshop material uses
 
@@ -38,7 +41,7 @@ def _running_with(config: dict) -> bool:
         return False
     try:
         return svc.saved_config() == json.loads(json.dumps(config, default=str))
-    except (svc.TestbedError, ValueError):
+    except (TestbedError, ValueError):
         return False
 
 
@@ -66,11 +69,25 @@ def config(testbed) -> dict:
     return testbed.config
 
 
+def address(section: dict) -> tuple[str, int]:
+    """The in-cluster name and port of a config section's first Service (what clients connect to)."""
+    service = section["service"][0]
+    return service["host"], service["port"]
+
+
+@pytest.fixture(scope="session")
+def query(config):
+    """query(sql) -> rows, on the testbed's Trino at its in-cluster address, as admin."""
+    host, port = address(config["trino"])
+    return functools.partial(probes.trino_query, f"http://{host}:{port}")
+
+
 @pytest.fixture(scope="session")
 def s3(config):
     """A minio client on the object store, with the login from the rendered minio-credentials."""
     creds = config["secrets"]["data-platform/minio-credentials"]
-    return svc.s3_client(creds["root-user"], creds["root-password"])
+    host, port = address(config["s3"])
+    return probes.s3_client(f"{host}:{port}", creds["root-user"], creds["root-password"])
 
 
 def remove_prefix(client, bucket: str, prefix: str) -> None:

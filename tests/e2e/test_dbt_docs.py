@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from tests.testbed import services as svc
+from testbed.native import native_path
+from testbed.processes import run_dir
 
 
 def get(url: str) -> tuple[int, dict, bytes]:
@@ -23,7 +24,7 @@ def get(url: str) -> tuple[int, dict, bytes]:
 def site(config):
     """The folder nginx serves (the pod's /usr/share/nginx/html, the dbt-docs-site volume), emptied after."""
     section = config["nginx"]
-    folder = svc.native_path("/usr/share/nginx/html", section["paths"], svc.run_dir() / "nginx")
+    folder = native_path("/usr/share/nginx/html", section["paths"], run_dir() / "nginx")
     yield folder
     for name in ("index.html", "manifest.json", "catalog.json"):
         (folder / name).unlink(missing_ok=True)

@@ -9,9 +9,8 @@ import urllib.request
 
 import pytest
 
-from datamesh import inventory
+from datamesh import inventory, probes
 from tests.e2e.conftest import INVENTORY
-from tests.testbed import services as svc
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +24,20 @@ def test_admin_logs_in_with_the_lab_password_through_the_proxy(hub_url):
     lab = inventory.load(INVENTORY).vars["credentials"]
     user, password = lab["users"]["jupyterhub"], lab["lab_passwords"]["jupyterhub"]
     assert (user, password) == ("admin", "admin")
-    jar = svc.hub_login(user, password, base=hub_url)
+    jar = probes.hub_login(hub_url, user, password)
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     with opener.open(f"{hub_url}/hub/home", timeout=30) as r:
         assert r.status == 200 and r.url.endswith("/hub/home")
 
 
 def test_a_wrong_password_is_refused(hub_url):
-    with pytest.raises(svc.TestbedError):
-        svc.hub_login("admin", "not-the-password", base=hub_url)
+    with pytest.raises(probes.ProbeError, match="JupyterHub at http://127.0.0.1:30080 .*admin"):
+        probes.hub_login(hub_url, "admin", "not-the-password")
 
 
 def test_admin_server_is_reached_through_the_proxy(hub_url):
     """The hub adds the user's route to the proxy through proxy-api with the shared token."""
-    jar = svc.hub_login("admin", "admin", base=hub_url)
+    jar = probes.hub_login(hub_url, "admin", "admin")
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     with opener.open(f"{hub_url}/hub/spawn", timeout=60) as r:
         assert r.status == 200

@@ -9,18 +9,21 @@ import json
 
 from datamesh import inventory
 
-from tests.e2e.conftest import INVENTORY
-from tests.testbed import services as svc
-from tests.testbed.rendered import config_from_render
+from datamesh import probes
+from testbed import hive
+from testbed.native import native_path, translate_text
+from testbed.processes import run_dir
+from testbed.rendered import config_from_render
+from tests.e2e.conftest import INVENTORY, address
 
 SECTIONS = {"trino": "trino", "hive": "hive", "jupyterhub": "jupyterhub", "nginx": "nginx", "s3": "s3"}
 
 
 def _sections(config: dict):
     for name, folder in SECTIONS.items():
-        yield name, config[name], svc.run_dir() / folder
+        yield name, config[name], run_dir() / folder
     for name, inst in config["postgres"]["instances"].items():
-        yield name, inst, svc.run_dir() / "postgres" / name
+        yield name, inst, run_dir() / "postgres" / name
 
 
 def test_the_running_config_is_the_current_render(testbed):
@@ -32,10 +35,10 @@ def test_every_mounted_file_is_in_place_byte_for_byte(config):
     checked = 0
     for name, section, base in _sections(config):
         for pod_path, content in section["files"].items():
-            on_disk = svc.native_path(pod_path, section["paths"], base).read_text()
+            on_disk = native_path(pod_path, section["paths"], base).read_text()
             expected = content
             if name == "hive" and pod_path.endswith(".sh"):
-                expected = svc.translate_text(content, section["paths"], base)
+                expected = translate_text(content, section["paths"], base)
                 changed = [line for line in difflib.ndiff(content.splitlines(), on_disk.splitlines())
                            if line.startswith(("- ", "+ "))]
                 assert all("entrypoint.sh" in line for line in changed), (pod_path, changed)
@@ -45,7 +48,7 @@ def test_every_mounted_file_is_in_place_byte_for_byte(config):
 
 
 def test_trino_sees_its_files_where_the_pod_does(config):
-    etc = svc.native_path("/etc/trino", config["trino"]["paths"], svc.run_dir() / "trino")
+    etc = native_path("/etc/trino", config["trino"]["paths"], run_dir() / "trino")
     assert sorted(str(p.relative_to(etc)) for p in etc.rglob("*") if p.is_file()) == [
         "catalog/hive.properties", "catalog/marketing.properties", "catalog/marketing_domain.properties",
         "catalog/sales.properties", "catalog/sales_domain.properties",
@@ -57,9 +60,10 @@ def test_trino_sees_its_files_where_the_pod_does(config):
 def test_the_testbed_runs_the_releases_the_roles_deploy(testbed):
     """Trino's /v1/info and the metastore's schema tool name the releases of the rendered images."""
     images = inventory.load(INVENTORY)["images"]
-    status, body = svc.http_get(f"http://{svc.TRINO_HOST}:8080/v1/info")
+    host, port = address(testbed.config["trino"])
+    status, body = probes.http_get(f"http://{host}:{port}/v1/info")
     assert status == 200 and json.loads(body)["nodeVersion"]["version"] == images["trino"].rpartition(":")[2]
-    assert svc.HIVE_VERSION == images["hive-metastore"].rpartition(":")[2]
-    running = json.loads((svc.run_dir() / "pids.json").read_text())["processes"]["hive-metastore"]
+    assert hive.HIVE_VERSION == images["hive-metastore"].rpartition(":")[2]
+    running = json.loads((run_dir() / "pids.json").read_text())["processes"]["hive-metastore"]
     assert running["cmd"][-1].endswith("start-metastore.sh")
-    assert (svc.hive_home() / "dist" / "lib" / f"hive-standalone-metastore-server-{svc.HIVE_VERSION}.jar").exists()
+    assert (hive.hive_home() / "dist" / "lib" / f"hive-standalone-metastore-server-{hive.HIVE_VERSION}.jar").exists()

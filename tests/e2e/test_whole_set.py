@@ -3,13 +3,13 @@ are printed, never asserted as timings."""
 
 from __future__ import annotations
 
-from tests.testbed import services as svc
+from testbed import processes
 
 GiB = 2**30
 
 
 def test_the_whole_set_fits_in_8_gib(testbed, capsys):
-    rss = svc.rss_bytes(svc.testbed_pids())
+    rss = processes.rss_bytes(processes.testbed_pids())
     per_service = ", ".join(f"{name} {value / 2**20:.0f}" for name, value in testbed.summary["rss"].items())
     with capsys.disabled():
         start = (f"started in {testbed.startup_s:.1f}s (services ready in {testbed.summary['total_s']:.1f}s)"

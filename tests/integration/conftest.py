@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from datamesh import ROOT
-from tests.testbed import cluster as testbed
+from testbed import cluster as testbed
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 OUR_NAMESPACES = ("jupyterhub", "data-platform", "sales-domain", "marketing-domain")

@@ -17,7 +17,7 @@ import pytest
 
 from datamesh import ROOT, budget, inventory as inventory_module, playbook
 from tests.integration.conftest import get, wipe, write_inventory
-from tests.testbed import cluster as testbed
+from testbed import cluster as testbed
 
 STATEFULSETS = [("data-platform", "postgres-sales"), ("data-platform", "postgres-marketing"),
                 ("data-platform", "postgres-hive"), ("sales-domain", "postgres"), ("marketing-domain", "postgres")]

@@ -1,4 +1,4 @@
-"""tests/testbed/rendered.py: the service testbed's config is what the pods would see, taken from
+"""testbed/rendered.py: the service testbed's config is what the pods would see, taken from
 the rendered manifests only (no services needed: the e2e tier runs them)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from datamesh import inventory
-from tests.testbed import services as svc
-from tests.testbed.rendered import config_from_render
+from testbed import forwarder, native, nginx
+from testbed.rendered import config_from_render
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +63,23 @@ def test_every_mounted_file_has_a_place_in_the_run_folder(lab):
     base = Path("/run-folder")
     for name, section in sections(lab):
         for pod_path in [*section["files"], *section["volumes"]]:
-            assert svc.native_path(pod_path, section["paths"], base).is_relative_to(base), (name, pod_path)
+            assert native.native_path(pod_path, section["paths"], base).is_relative_to(base), (name, pod_path)
 
 
 def test_service_ports_come_from_the_rendered_services(lab):
     assert lab["nginx"]["service"] == [{"host": "dbt-docs.data-platform.svc.cluster.local", "port": 80,
                                         "target_port": 8080, "node_port": 30084}]
     assert lab["trino"]["service"][0]["node_port"] == 30081
-    pairs = svc.forward_pairs(lab)
+    pairs = forwarder.forward_pairs(lab)
     assert "127.0.0.1:30080=127.42.1.22:8000" in pairs and "127.42.1.22:80=127.42.1.22:8000" in pairs
 
 
 def test_nginx_and_hive_scripts_are_pointed_at_the_run_folder(lab):
     base = Path("/run/nginx")
-    conf = svc.nginx_server_conf(lab["nginx"]["files"]["/etc/nginx/conf.d/default.conf"], "127.42.1.30",
+    conf = nginx.nginx_server_conf(lab["nginx"]["files"]["/etc/nginx/conf.d/default.conf"], "127.42.1.30",
                                  lab["nginx"]["paths"], base)
     assert "listen 127.42.1.30:8080;" in conf and "root /run/nginx/html;" in conf
     assert "root /run/nginx/placeholder;" in conf and "/usr/share/nginx" not in conf
-    script = svc.translate_text(lab["hive"]["files"]["/opt/datamesh/scripts/start-metastore.sh"],
+    script = native.translate_text(lab["hive"]["files"]["/opt/datamesh/scripts/start-metastore.sh"],
                                 lab["hive"]["paths"], Path("/run/hive"))
     assert "exec /run/hive/image/entrypoint.sh" in script and '"$HIVE_HOME/bin/schematool"' in script

@@ -1,7 +1,7 @@
 """The service testbed's config, taken only from what the roles render.
 
-    from tests.testbed.rendered import config_from_render
-    config = config_from_render("docker-desktop")      # the dict tests.testbed.services.up() takes
+    from testbed.rendered import config_from_render
+    config = config_from_render("docker-desktop")      # the dict testbed.services.up() takes
 
 Nothing here is written by hand. The roles of `playbooks/up.yml` render their manifests for the
 inventory; from those, for every workload the testbed runs natively, this module takes what its
@@ -22,11 +22,11 @@ pod would see:
   port number, nodePort).
 
 Each section also carries `paths`, the one table per service that says where a path the pod
-sees lives in the testbed's run folder (the longest matching prefix wins); services.py places
-files, translates env values and command arguments with it, and refuses a mounted file that no
-entry covers, so a new mount is never silently dropped. Everything else a native run does
-differently from the pod (bind addresses, data folders, versions) is services.py's, listed in its
-docstring under "Differences from a pod".
+sees lives in the testbed's run folder (the longest matching prefix wins); testbed/native.py
+places files, translates env values and command arguments with it, and refuses a mounted file
+that no entry covers, so a new mount is never silently dropped. Everything else a native run does
+differently from the pod (bind addresses, data folders, versions) is the service module's, listed
+in its docstring under "Differences from the pod".
 """
 
 from __future__ import annotations
