@@ -1,47 +1,60 @@
-"""datamesh's command line: `invoke up`, `plan`, `render`, `status`. Arguments only; the engine does the rest."""
+"""datamesh's command line: `invoke up`, `down`, `plan`, `render`, `status`.
+
+Each task parses its arguments, makes one engine call and finishes; how a task finishes is written
+once below: `_exits` turns an error a user can fix into its sentence and exit code 1, `_finish`
+prints the recap, writes --report-json and exits 2 when a role failed.
+"""
 
 from __future__ import annotations
 
-import sys
+import functools
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
 from datamesh import inventory as inventories, playbook as playbooks, report, status as statuses, teardown
 from datamesh.errors import DatameshError
+from datamesh.role import Result
 
 INVENTORY_HELP = "inventory name (inventory/NAME.yml) or path to a YAML file; default $DATAMESH_INVENTORY, else docker-desktop"
 ONLY_HELP = "comma-separated roles to run, e.g. postgres,credentials (their dependencies must be included)"
 SKIP_HELP = "comma-separated roles to leave out"
 
 
-def _selection(inventory: str | None, only: str | None, skip: str | None, playbook: str = "up"):
-    inv = inventories.load(inventory)
-    book = playbooks.load(playbook)
-    return inv, playbooks.select(book, playbooks.parse_list(only), playbooks.parse_list(skip))
+def _exits(body):
+    """A DatameshError ends the task with `error: <sentence>` and exit code 1, never a traceback."""
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except DatameshError as error:
+            raise Exit(f"error: {error}", code=1) from None
+    return run
 
 
-def _fail(error: DatameshError) -> Exit:
-    return Exit(f"error: {error}", code=1)
-
-
-@task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
-            "report_json": "also write the recap as JSON to this file"})
-def up(c, inventory=None, only=None, skip=None, report_json=None):
-    """Converge the platform: apply what differs from the live cluster, wait until ready. Re-running changes nothing."""
-    reporter = report.Reporter()
-    try:
-        inv, selected = _selection(inventory, only, skip)
-        reporter.line(f"inventory: {inv.path} | roles: {', '.join(r.name for r in selected)}")
-        results = playbooks.up(inv, selected, reporter)
-    except DatameshError as error:
-        raise _fail(error)
+def _finish(reporter: report.Reporter, results: list[Result], report_json: str | None) -> None:
+    """The end of `up` and `down`: the recap, the --report-json file, and exit code 2 when a role failed."""
     reporter.recap(results)
     if report_json:
         report.write_json(results, Path(report_json), reporter.requests)
     failed = [r for r in results if r.failed]
     if failed:
         raise Exit(f"error: {failed[0].error}", code=2)
+
+
+def _selection(inventory: str | None, only: str | None = None, skip: str | None = None):
+    """--inventory, --only and --skip, parsed: the inventory and the up playbook's roles to run."""
+    return playbooks.selection(inventory, playbooks.parse_list(only), playbooks.parse_list(skip))
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
+            "report_json": "also write the recap as JSON to this file"})
+@_exits
+def up(c, inventory=None, only=None, skip=None, report_json=None):
+    """Converge the platform: apply what differs from the live cluster, wait until ready. Re-running changes nothing."""
+    reporter = report.Reporter()
+    inv, selected = _selection(inventory, only, skip)
+    _finish(reporter, playbooks.up(inv, selected, reporter), report_json)
 
 
 @task(help={"components": "comma-separated components (role names) to remove, without asking",
@@ -51,81 +64,38 @@ def up(c, inventory=None, only=None, skip=None, report_json=None):
             "cascade": "also remove the components that depend on the ones named",
             "dry_run": "list what would be deleted and kept; change nothing",
             "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
+@_exits
 def down(c, components=None, selective=False, purge=False, yes=False, cascade=False, dry_run=False,
          inventory=None, report_json=None):
     """Remove datamesh components (all by default); data volumes are kept unless --purge."""
     reporter = report.Reporter()
-    terminal = sys.stdin.isatty() and sys.stdout.isatty()
-    try:
-        inv = inventories.load(inventory)
-        book = playbooks.load("up")
-        requested = playbooks.parse_list(components)
-        if selective and not requested:
-            if not terminal:
-                raise DatameshError("--selective asks on a terminal and there is none: name the components with --components a,b.")
-            requested = teardown.choose(book.names(), input)
-            if not requested:
-                reporter.line("nothing chosen; nothing removed.")
-                return
-        cluster = playbooks.connect(inv, reporter)
-        rendered = playbooks.render_all(book.roles, inv)
-        results = teardown.down(inv, book.roles, rendered, cluster, reporter, requested=requested, cascade=cascade,
-                                purge=purge, dry_run=dry_run, yes=yes, ask=input if terminal else None)
-        reporter.requests = dict(cluster.requests)
-    except DatameshError as error:
-        raise _fail(error)
-    if dry_run:
-        return
-    reporter.recap(results)
-    if report_json:
-        report.write_json(results, Path(report_json), reporter.requests)
-    failed = [r for r in results if r.failed]
-    if failed:
-        raise Exit(f"error: {failed[0].error}", code=2)
+    results = teardown.down(inventories.load(inventory), reporter, requested=playbooks.parse_list(components),
+                            selective=selective, cascade=cascade, purge=purge, dry_run=dry_run, yes=yes)
+    if results is not None:  # None: a dry run, or nothing chosen
+        _finish(reporter, results, report_json)
 
 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP})
+@_exits
 def plan(c, inventory=None, only=None, skip=None):
     """Show what `up` would change, per object, as a diff from a server-side dry run. Writes nothing."""
-    reporter = report.Reporter()
-    try:
-        inv, selected = _selection(inventory, only, skip)
-        entries = playbooks.plan(inv, selected, reporter)
-    except DatameshError as error:
-        raise _fail(error)
-    marks = {"create": "+", "update": "~", "delete": "-", "none": "="}
-    for entry in entries:
-        reporter.line(f"{marks[entry.action]} {entry.action:<7} [{entry.role}] {entry.ref}")
-        for line in entry.diff:
-            reporter.line(f"    {line}")
-    changes = sum(1 for e in entries if e.action != "none")
-    reporter.line(f"\nplan: {changes} to change, {len(entries) - changes} unchanged")
+    playbooks.plan(*_selection(inventory, only, skip), report.Reporter())
 
 
 @task(help={"out": "directory to write one YAML file per role into (created if missing)",
             "inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP})
+@_exits
 def render(c, out="rendered", inventory=None, only=None, skip=None):
     """Write every manifest `up` would apply, one file per role. Needs no cluster."""
-    try:
-        inv, selected = _selection(inventory, only, skip)
-        written = playbooks.write_rendered(playbooks.render_all(selected, inv), Path(out))
-    except DatameshError as error:
-        raise _fail(error)
-    for path in written:
+    for path in playbooks.render(*_selection(inventory, only, skip), Path(out)):
         print(path)
 
 
 @task(help={"inventory": INVENTORY_HELP})
+@_exits
 def status(c, inventory=None):
     """Show each component's objects and readiness, its addresses, and where its credentials are."""
-    reporter = report.Reporter()
-    try:
-        inv, selected = _selection(inventory, None, None)
-        cluster = playbooks.connect(inv, reporter)
-        healthy = statuses.show(cluster, inv, selected, reporter)
-    except DatameshError as error:
-        raise _fail(error)
-    if not healthy:
+    if not statuses.run(*_selection(inventory), report.Reporter()):
         raise Exit("some components are missing or not ready: run `invoke up`.", code=3)
 
 
@@ -146,7 +116,7 @@ def testbed_up(c, only=None):
     import importlib
 
     for name in _testbeds(only):
-        importlib.import_module(f"tests.testbed.{name}").up()
+        importlib.import_module(f"testbed.{name}").up()
     print("testbed ready: run `. .testbed/env` to point datamesh and kubectl at it")
 
 
@@ -156,30 +126,26 @@ def testbed_down(c, only=None):
     import importlib
 
     for name in reversed(_testbeds(only)):
-        importlib.import_module(f"tests.testbed.{name}").down()
+        importlib.import_module(f"testbed.{name}").down()
 
 
 @task(help={"inventory": INVENTORY_HELP})
+@_exits
 def images(c, inventory=None):
     """Build the JupyterHub user image (files/images/jupyterhub-dbt) and load it into a kind, k3d or minikube cluster. Needs Docker."""
     from datamesh import images as user_images
 
-    try:
-        user_images.build(inventories.load(inventory))
-    except DatameshError as error:
-        raise _fail(error)
+    user_images.build(inventories.load(inventory))
 
 
 @task(name="cluster-config", help={"for": "kind or k3d",
                                   "inventory": "inventory name or path; default $DATAMESH_INVENTORY, else the one named like --for"})
+@_exits
 def cluster_config(c, for_=None, inventory=None):
     """Print a kind or k3d cluster config that maps the platform's NodePorts to localhost."""
     from datamesh import clusterconfig
 
-    try:
-        print(clusterconfig.render(for_ or "", clusterconfig.inventory_for(for_ or "", inventory)), end="")
-    except DatameshError as error:
-        raise _fail(error)
+    print(clusterconfig.render(for_ or "", clusterconfig.inventory_for(for_ or "", inventory)), end="")
 
 
 testbed = Collection("testbed", testbed_up, testbed_down)

@@ -20,12 +20,13 @@ from typing import Callable
 
 from kubernetes.utils.quantity import parse_quantity
 
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
+from datamesh.kube import ref
+from datamesh.manifests import is_ours
 
 WORKLOADS = ("StatefulSet", "Deployment", "ReplicaSet", "DaemonSet")
-OURS = ("app.kubernetes.io/part-of", "datamesh")
 EXTRA_REQUESTS = "datamesh.io/extra-requests"
 EXTRA_LIMITS = "datamesh.io/extra-limits"
 
@@ -88,7 +89,7 @@ def requested(manifests: list[dict], extra: dict[str, Decimal] | None = None, ki
 
 
 def free(nodes: list[dict], pods: list[dict]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    """Allocatable of schedulable nodes, and what pods not managed by datamesh already request."""
+    """Allocatable of schedulable nodes, and what pods not ours (`is_ours`) already request."""
     allocatable = {"cpu": Decimal(0), "memory": Decimal(0)}
     for node in nodes:
         if node.get("spec", {}).get("unschedulable"):
@@ -97,7 +98,7 @@ def free(nodes: list[dict], pods: list[dict]) -> tuple[dict[str, Decimal], dict[
             allocatable[resource] += parse_quantity(node.get("status", {}).get("allocatable", {}).get(resource, "0"))
     used = {"cpu": Decimal(0), "memory": Decimal(0)}
     for pod in pods:
-        if pod.get("metadata", {}).get("labels", {}).get(OURS[0]) == OURS[1]:
+        if is_ours(pod):
             continue
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue

@@ -3,17 +3,15 @@
 Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, all
 through the official client's ApiClient. Discovery runs once per `Cluster` (one request per
 API group-version in use). Transient failures (connection reset, 409, 429, 5xx) are retried with
-tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence.
+tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence. What a request
+names and what its answers mean, without I/O, is `datamesh/kube.py`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import tenacity
 import urllib3
@@ -21,50 +19,13 @@ from kubernetes import client, config
 
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
+from datamesh.kube import ApiError, Discovery, Resource, Transient, group_version_path, kubeconfig_path, reason, ref
 
 FIELD_MANAGER = "datamesh"
 USER_AGENT = "datamesh/0.1"
 TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
 REQUEST_TIMEOUT = (5, 60)
 PING_ATTEMPT_SECONDS = 3
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the API, as discovery reported it."""
-
-    group_version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        base = f"/api/{self.group_version}" if "/" not in self.group_version else f"/apis/{self.group_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        return f"{base}/{quote(name, safe='')}" if name else base
-
-
-class ApiError(Exception):
-    """A non-transient error answer from the API server."""
-
-    def __init__(self, status: int, reason: str, body: dict | None):
-        self.status = status
-        self.reason = reason
-        self.body = body or {}
-        super().__init__(self.body.get("message") or f"{status} {reason}")
-
-
-class _Transient(Exception):
-    """A failure worth retrying: the server or the connection may recover."""
-
-
-def ref(obj: dict) -> str:
-    """`Kind namespace/name`, the way every message names an object."""
-    meta = obj.get("metadata", {})
-    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
-    return f"{obj.get('kind')} {where}{meta.get('name')}"
 
 
 class Cluster:
@@ -75,12 +36,11 @@ class Cluster:
         self.hint = settings["hint"]
         self.api_timeout = inventory["timeouts"]["api"]
         self.retry_seconds = inventory["timeouts"]["retry"]
-        self.kubeconfig = _kubeconfig_path(settings["kubeconfig"])
+        self.kubeconfig = kubeconfig_path(settings["kubeconfig"])
         self.context = settings["context"]
         self.server = "?"
         self.requests: dict[str, int] = {}
-        self._resources: dict[tuple[str, str], Resource] = {}
-        self._discovered: set[str] = set()
+        self._discovery = Discovery()
         self.api = self._client(inventory)
 
     def _client(self, inventory: Inventory) -> client.ApiClient:
@@ -113,7 +73,7 @@ class Cluster:
 
     def _send(self, method: str, path: str, query: dict | None = None, body: Any = None,
               content_type: str = "application/json", timeout: Any = REQUEST_TIMEOUT) -> dict:
-        """One HTTP request; returns the decoded JSON answer, or raises ApiError / _Transient."""
+        """One HTTP request; returns the decoded JSON answer, or raises ApiError / Transient."""
         query = {k: v for k, v in (query or {}).items() if v is not None}
         url_path = path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -127,7 +87,7 @@ class Cluster:
             response = self.api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Transient(_reason(exc)) from exc
+            raise Transient(reason(exc)) from exc
         text = data.decode() if isinstance(data, bytes) else (data or "")
         try:
             decoded = json.loads(text) if text else {}
@@ -136,20 +96,20 @@ class Cluster:
         if 200 <= response.status < 300:
             return decoded
         if response.status in TRANSIENT_STATUS:
-            raise _Transient(f"{response.status} {decoded.get('message', response.reason)}")
+            raise Transient(f"{response.status} {decoded.get('message', response.reason)}")
         raise ApiError(response.status, response.reason, decoded)
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict:
         """`_send` with tenacity retries of transient failures for `timeouts.retry` seconds."""
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
+            retry=tenacity.retry_if_exception_type(Transient),
             stop=tenacity.stop_after_delay(self.retry_seconds),
             wait=tenacity.wait_exponential(multiplier=0.2, max=5),
             reraise=True,
         )
         try:
             return retrying(self._send, method, path, **kwargs)
-        except _Transient as exc:
+        except Transient as exc:
             raise DatameshError(
                 f"the Kubernetes API at {self.server} kept failing for {self.retry_seconds} s ({exc}) on {method} {path}; "
                 f"check the cluster and re-run: {self.hint}."
@@ -158,14 +118,14 @@ class Cluster:
     def ping(self) -> str:
         """Check the API answers within `timeouts.api` seconds; return its version."""
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
+            retry=tenacity.retry_if_exception_type(Transient),
             stop=tenacity.stop_after_delay(max(self.api_timeout - PING_ATTEMPT_SECONDS - 1, 0)),
             wait=tenacity.wait_fixed(1),
             reraise=True,
         )
         try:
             answer = retrying(self._send, "GET", "/version", timeout=PING_ATTEMPT_SECONDS)
-        except _Transient as exc:
+        except Transient as exc:
             raise DatameshError(
                 f"cannot reach the Kubernetes API of context '{self.context}' at {self.server} ({exc}): {self.hint}."
             ) from exc
@@ -179,27 +139,21 @@ class Cluster:
     # -- discovery ------------------------------------------------------------------------
 
     def resource(self, api_version: str, kind: str) -> Resource:
-        key = (api_version, kind)
-        if key not in self._resources and api_version not in self._discovered:
+        if api_version not in self._discovery.discovered:
             self._discover(api_version)
-        if key not in self._resources:
+        found = self._discovery.resources.get((api_version, kind))
+        if found is None:
             raise DatameshError(f"the cluster at {self.server} does not serve {kind} in {api_version}; it may be too old for datamesh.")
-        return self._resources[key]
+        return found
 
     def _discover(self, api_version: str) -> None:
-        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         try:
-            answer = self.request("GET", path)
+            answer = self.request("GET", group_version_path(api_version))
         except ApiError as exc:
-            if exc.status == 404:
-                answer = {"resources": []}
-            else:
+            if exc.status != 404:
                 raise
-        self._discovered.add(api_version)
-        for item in answer.get("resources", []):
-            if "/" in item["name"]:
-                continue
-            self._resources[(api_version, item["kind"])] = Resource(api_version, item["kind"], item["name"], item["namespaced"])
+            answer = {"resources": []}
+        self._discovery.add(api_version, answer)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -269,28 +223,4 @@ class Cluster:
 
     def endpoint_slices(self, namespace: str, service: str) -> list[dict]:
         return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, labels=f"kubernetes.io/service-name={service}")
-
-
-def _kubeconfig_path(configured: str | None) -> Path:
-    if configured:
-        return Path(configured).expanduser()
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return Path(env.split(os.pathsep)[0]).expanduser()
-    return Path("~/.kube/config").expanduser()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("timed out", "no answer in time"),
-        ("Name or service not known", "the server name does not resolve"),
-        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
-        ("Connection reset", "connection reset"),
-        ("RemoteDisconnected", "connection closed"),
-    ):
-        if needle in text:
-            return reason
-    return type(exc).__name__
 

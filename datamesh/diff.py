@@ -113,26 +113,6 @@ def _same_quantity(desired: Any, live: Any, parent: str) -> bool:
         return False
 
 
-def drifted_fields(desired: Any, live: Any, path: str = "") -> list[str]:
-    """The dotted paths where `live` no longer holds what `desired` sets."""
-    if isinstance(desired, dict) and isinstance(live, dict):
-        found: list[str] = []
-        for key, value in desired.items():
-            where = f"{path}.{key}" if path else key
-            if key not in live:
-                found.append(where)
-            else:
-                found.extend(drifted_fields(value, live[key], where))
-        return found
-    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
-        found = []
-        for index, (d, l) in enumerate(zip(desired, live)):
-            found.extend(drifted_fields(d, l, f"{path}[{index}]"))
-        return found
-    parent = path.rsplit(".", 1)[-1].split("[")[0]
-    return [] if is_subset(desired, live, parent) else [path]
-
-
 def clean(obj: dict, redact: bool = False) -> dict:
     """The object without server bookkeeping, for showing a diff; Secret values hidden."""
     shown = copy.deepcopy(obj)

@@ -41,9 +41,6 @@ class Inventory:
     def __getitem__(self, key: str) -> Any:
         return self.vars[key]
 
-    def namespace(self, key: str) -> str:
-        return self.vars["namespaces"][key]
-
 
 def resolve_path(name_or_path: str | None) -> Path:
     """Turn `--inventory NAME|PATH` (or DATAMESH_INVENTORY, or the default) into a file path."""

@@ -13,11 +13,12 @@ from typing import Iterable
 
 import yaml
 
-from datamesh import ROOT, diff, role as roles
+from datamesh import ROOT, diff, inventory as inventories, role as roles
 from datamesh.budget import preflight
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
+from datamesh.kube import ref
 from datamesh.manifests import dump_all
 from datamesh.report import Reporter
 from datamesh.role import Result, Role
@@ -83,8 +84,19 @@ def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = (
     return chosen
 
 
+def selection(inventory: str | None, only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[Inventory, list[Role]]:
+    """A task's --inventory, --only and --skip as the loaded inventory and the up playbook's roles to run."""
+    loaded = inventories.load(inventory)
+    return loaded, select(load("up"), only, skip)
+
+
 def render_all(selected: list[Role], inventory: Inventory) -> dict[str, list[dict]]:
     return {role.name: role.render(inventory.vars) for role in selected}
+
+
+def render(inventory: Inventory, selected: list[Role], out: Path) -> list[Path]:
+    """`invoke render`: the selected roles' manifests written under `out`; no cluster needed."""
+    return write_rendered(render_all(selected, inventory), out)
 
 
 def write_rendered(rendered: dict[str, list[dict]], out: Path) -> list[Path]:
@@ -105,13 +117,22 @@ def connect(inventory: Inventory, reporter: Reporter) -> Cluster:
     return cluster
 
 
-def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
-    """Converge the selected roles in order; after a failed role the rest are skipped."""
+def prepare(inventory: Inventory, selected: list[Role],
+            reporter: Reporter) -> tuple[dict[str, list[dict]], Cluster, list[dict]]:
+    """What `up` and `plan` start from: the rendered roles, the cluster checked against the budget,
+    and the objects of ours already in it."""
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     everything = [obj for manifests in rendered.values() for obj in manifests]
     preflight(cluster, everything, inventory, warn=reporter.warning)
-    live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
+    live = roles.ours(cluster, everything, set(inventory["namespaces"].values()))
+    return rendered, cluster, live
+
+
+def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
+    """Converge the selected roles in order; after a failed role the rest are skipped."""
+    reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
+    rendered, cluster, live = prepare(inventory, selected, reporter)
     results: list[Result] = []
     secrets: dict[str, str] = {}
     failed = False
@@ -151,12 +172,8 @@ class PlanEntry:
 
 
 def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[PlanEntry]:
-    """What `up` would change, per object, with a server-side dry run of each update."""
-    rendered = render_all(selected, inventory)
-    cluster = connect(inventory, reporter)
-    everything = [obj for manifests in rendered.values() for obj in manifests]
-    preflight(cluster, everything, inventory, warn=reporter.warning)
-    live = roles.managed(cluster, everything, set(inventory["namespaces"].values()))
+    """Print what `up` would change, per object, with a server-side dry run of each update."""
+    rendered, cluster, live = prepare(inventory, selected, reporter)
     entries, secrets = [], {}
     for role in selected:
         for item in roles.check(cluster, rendered[role.name], secrets):
@@ -171,4 +188,11 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
             entries.append(PlanEntry(role.name, label, item.action, lines))
         for obj in roles.stale(live, role.name, rendered[role.name]):
             entries.append(PlanEntry(role.name, ref(obj), "delete", diff.unified(obj, None, ref(obj))))
+    marks = {"create": "+", "update": "~", "delete": "-", "none": "="}
+    for entry in entries:
+        reporter.line(f"{marks[entry.action]} {entry.action:<7} [{entry.role}] {entry.ref}")
+        for line in entry.diff:
+            reporter.line(f"    {line}")
+    changes = sum(1 for e in entries if e.action != "none")
+    reporter.line(f"\nplan: {changes} to change, {len(entries) - changes} unchanged")
     return entries

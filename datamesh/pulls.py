@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable
 
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
+from datamesh.kube import ref
+from datamesh.manifests import COMPONENT, label
 
 # Reasons and messages as the kubelet writes them (k8s.io/kubernetes pkg/kubelet: kubelet_pods.go,
 # events/event.go, images/image_manager.go and types.go; k8s.io/cri-api pkg/errors).
@@ -77,7 +79,7 @@ def images_pulling(cluster: Cluster, obj: dict, selector: dict | None) -> list[s
         events = cluster.events(namespace, pod["metadata"]["name"])
         failure = pull_failure(pod, events)
         if failure:
-            component = (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+            component = label(obj, COMPONENT)
             raise ImagePullFailed(
                 (f"the {component} component's " if component else "")
                 + f"{ref(obj)} cannot pull image {failure[0]} (pod {pod['metadata']['name']}, {failure[1]}); "

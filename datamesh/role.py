@@ -14,14 +14,14 @@ from types import ModuleType
 from typing import Any, Callable
 
 from datamesh import ROOT, diff
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
+from datamesh.kube import ref
+from datamesh.manifests import COMPONENT, DATA_KINDS, OURS, is_ours, label
 from datamesh.wait import PREDICATES, wait_gone, wait_ready
 
 ROLES_DIR = ROOT / "roles"
 STATUSES = ("ok", "changed", "failed", "skipped")
-MANAGED = "app.kubernetes.io/managed-by=datamesh"
-NEVER_PRUNED = {"PersistentVolumeClaim", "Namespace"}  # data, and what holds it: only `down --purge` removes them
 FOREGROUND = {"StatefulSet", "Deployment", "Job", "ReplicaSet"}  # gone only once their pods are
 
 
@@ -72,10 +72,6 @@ class Role:
     def depends_on(self) -> list[str]:
         return list(getattr(self.module, "DEPENDS_ON", []))
 
-    @property
-    def description(self) -> str:
-        return (self.module.__doc__ or "").strip().splitlines()[0] if self.module.__doc__ else ""
-
     def render(self, vars: dict[str, Any]) -> list[dict]:
         manifests = self.module.render(vars)
         for obj in manifests:
@@ -97,9 +93,9 @@ def load(name: str) -> Role:
 
 
 def _check_shape(role: str, obj: dict) -> None:
-    labels = obj.get("metadata", {}).get("labels", {})
-    if labels.get("app.kubernetes.io/managed-by") != "datamesh" or labels.get("app.kubernetes.io/component") != role:
-        raise DatameshError(f"role {role} rendered {ref(obj)} without the managed-by=datamesh and component={role} labels.")
+    if not is_ours(obj) or label(obj, COMPONENT) != role:
+        raise DatameshError(f"role {role} rendered {ref(obj)} without the {OURS} and {COMPONENT}={role} labels; "
+                            "build its metadata with manifests.metadata().")
 
 
 # -- the steps ------------------------------------------------------------------------------
@@ -162,10 +158,10 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int, pull_timeout: i
         wait_ready(cluster, waiting, timeout, on_poll, pull_timeout)
 
 
-def managed(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:
-    """Live objects labelled managed-by=datamesh, of the kinds these manifests use, in our namespaces."""
-    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in NEVER_PRUNED})
-    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=MANAGED)
+def ours(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:
+    """Live objects that are ours, of the kinds these manifests use (data kinds aside), in our namespaces."""
+    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in DATA_KINDS})
+    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=OURS)
             if obj["metadata"].get("namespace") in namespaces]
 
 
@@ -174,8 +170,8 @@ def stale(live: list[dict], role: str, manifests: list[dict]) -> list[dict]:
     wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in manifests}
     return [
         obj for obj in live
-        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == role
-        and obj["kind"] not in NEVER_PRUNED and not obj["metadata"].get("ownerReferences")
+        if label(obj, COMPONENT) == role
+        and obj["kind"] not in DATA_KINDS and not obj["metadata"].get("ownerReferences")
         and (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]) not in wanted
     ]
 

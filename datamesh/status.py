@@ -4,14 +4,21 @@ that no longer ships fixes and the inventory key that switches away from it."""
 
 from __future__ import annotations
 
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
 from datamesh.diff import COPIED, GENERATED
 from datamesh.errors import shown
 from datamesh.inventory import Inventory
+from datamesh.kube import ref
 from datamesh.manifests import NOTICE, URL_PATH
+from datamesh.playbook import connect
 from datamesh.report import Reporter
 from datamesh.role import Role
 from datamesh.wait import PREDICATES, readiness
+
+
+def run(inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
+    """`invoke status`: connect, then print the table; True when every object exists and is ready."""
+    return show(connect(inventory, reporter), inventory, selected, reporter)
 
 
 def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:

@@ -1,27 +1,27 @@
 """`invoke down`: remove exactly the components asked for and keep everyone's data.
 
-Components are the roles of the up playbook. Only objects labelled
-`app.kubernetes.io/part-of=datamesh` with the component's label are deleted; anything else in
-our namespaces is left alone and mentioned. Data is kept unless purging: volumes (PVCs), the
-namespaces that hold them, and the credentials Secrets whose passwords those volumes were
-initialised with. Deletion runs in reverse playbook order and waits until objects are gone.
+Components are the roles of the up playbook. Only objects that are ours (`manifests.is_ours`)
+with the component's label are deleted; anything else in our namespaces is left alone and
+mentioned. Data is kept unless purging: volumes (PVCs), the namespaces that hold them, and the
+credentials Secrets whose passwords those volumes were initialised with. Deletion runs in reverse playbook order and waits until objects are gone.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from datamesh.cluster import Cluster, ref
+from datamesh import playbook as playbooks
+from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
+from datamesh.kube import ref
+from datamesh.manifests import COMPONENT, DATA_KINDS, OURS, is_ours, label
 from datamesh.report import Reporter
 from datamesh.role import FOREGROUND, ObjectResult, Result, Role
 from datamesh.wait import wait_gone
 
-PART_OF = "app.kubernetes.io/part-of"
-COMPONENT = "app.kubernetes.io/component"
-DATA_KINDS = {"PersistentVolumeClaim", "Namespace"}
 DATA_COMPONENTS = {"credentials"}  # passwords the kept volumes were initialised with
 EXTRA_KINDS = [("v1", "Pod"), ("v1", "PersistentVolumeClaim")]  # made by controllers or KubeSpawner
 SYSTEM_OBJECTS = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
@@ -36,9 +36,6 @@ class Teardown:
     keep: dict[str, list[dict]] = field(default_factory=dict)
     foreign: list[dict] = field(default_factory=list)
     release: list[dict] = field(default_factory=list)  # purged namespaces kept for what is not ours
-
-    def count(self, what: str) -> int:
-        return sum(len(objects) for objects in getattr(self, what).values())
 
 
 def select(playbook_roles: list[Role], requested: list[str], cascade: bool, present: set[str]) -> list[str]:
@@ -85,7 +82,7 @@ def survey(cluster: Cluster, inventory: Inventory, rendered: dict[str, list[dict
 
 
 def present_components(objects: list[dict]) -> set[str]:
-    return {o["metadata"].get("labels", {}).get(COMPONENT) for o in objects if _ours(o)} - {None}
+    return {label(o, COMPONENT) for o in objects if is_ours(o)} - {None}
 
 
 def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
@@ -95,9 +92,9 @@ def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
     foreign_namespaces = {o["metadata"].get("namespace") for o in teardown.foreign}
     for obj in objects:
         meta = obj["metadata"]
-        if meta.get("ownerReferences") or not _ours(obj):
+        if meta.get("ownerReferences") or not is_ours(obj):
             continue  # owned objects go with their owner; what is not ours is never touched
-        component = meta["labels"].get(COMPONENT)
+        component = label(obj, COMPONENT)
         if component not in components:
             continue
         data = obj["kind"] in DATA_KINDS or component in DATA_COMPONENTS
@@ -116,13 +113,9 @@ def plan(objects: list[dict], components: list[str], purge: bool) -> Teardown:
 def _foreign(obj: dict) -> bool:
     """Not ours, not a namespace, not owned by something else and not made by Kubernetes itself."""
     meta = obj["metadata"]
-    return not _ours(obj) and obj["kind"] != "Namespace" and not meta.get("ownerReferences") \
+    return not is_ours(obj) and obj["kind"] != "Namespace" and not meta.get("ownerReferences") \
         and (obj["kind"], meta["name"]) not in SYSTEM_OBJECTS \
         and not (obj["kind"] == "Secret" and obj.get("type") == "kubernetes.io/service-account-token")
-
-
-def _ours(obj: dict) -> bool:
-    return obj["metadata"].get("labels", {}).get(PART_OF) == "datamesh"
 
 
 def _order(obj: dict) -> int:
@@ -184,7 +177,7 @@ def describe(teardown: Teardown, reporter: Reporter, dry_run: bool) -> None:
             why = {"PersistentVolumeClaim": "data volume", "Namespace": "holds data volumes"}.get(obj["kind"], "credentials of kept data")
             reporter.line(f"= keep         [{component}] {ref(obj)} ({why}; --purge removes it)")
     for obj in teardown.foreign:
-        reporter.line(f"  left alone   {ref(obj)}: not labelled {PART_OF}=datamesh")
+        reporter.line(f"  left alone   {ref(obj)}: not labelled {OURS}")
 
 
 def choose(names: list[str], ask: Callable[[str], str]) -> list[str]:
@@ -210,18 +203,29 @@ def confirm_purge(teardown: Teardown, ask: Callable[[str], str]) -> None:
         raise DatameshError("purge not confirmed, nothing was deleted; type 'purge' at the prompt or pass --yes.")
 
 
-def down(inventory: Inventory, roles: list[Role], rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter, *,
-         requested: list[str], cascade: bool, purge: bool, dry_run: bool, yes: bool,
-         ask: Callable[[str], str] | None) -> list[Result]:
-    """The whole of `invoke down`; `ask` is None without a terminal."""
-    objects = survey(cluster, inventory, rendered)
-    components = select(roles, requested, cascade, present_components(objects))
+def down(inventory: Inventory, reporter: Reporter, *, requested: list[str], selective: bool, cascade: bool,
+         purge: bool, dry_run: bool, yes: bool) -> list[Result] | None:
+    """The whole of `invoke down`; None when there is nothing to recap (a dry run, or nothing chosen)."""
+    ask = input if sys.stdin.isatty() and sys.stdout.isatty() else None  # None: no terminal to ask on
+    book = playbooks.load("up")
+    if selective and not requested:
+        if ask is None:
+            raise DatameshError("--selective asks on a terminal and there is none: name the components with --components a,b.")
+        requested = choose(book.names(), ask)
+        if not requested:
+            reporter.line("nothing chosen; nothing removed.")
+            return None
+    cluster = playbooks.connect(inventory, reporter)
+    objects = survey(cluster, inventory, playbooks.render_all(book.roles, inventory))
+    components = select(book.roles, requested, cascade, present_components(objects))
     teardown = plan(objects, components, purge)
     describe(teardown, reporter, dry_run)
     if dry_run:
-        return []
+        return None
     if purge and not yes and any(o["kind"] in DATA_KINDS for objs in teardown.delete.values() for o in objs):
         if ask is None:
             raise DatameshError("--purge deletes data volumes and needs a confirmation: run it on a terminal, or add --yes.")
         confirm_purge(teardown, ask)
-    return run(cluster, teardown, inventory["timeouts"]["ready"], reporter)
+    results = run(cluster, teardown, inventory["timeouts"]["ready"], reporter)
+    reporter.requests = dict(cluster.requests)
+    return results

@@ -14,16 +14,21 @@ from typing import Callable
 
 import tenacity
 
-from datamesh.cluster import Cluster, ref
+from datamesh.cluster import Cluster
+from datamesh.diagnosis import WORKLOADS, explain, pod_selector
 from datamesh.errors import DatameshError
+from datamesh.kube import ref
 from datamesh.pulls import PULLS_AFTER, Clock, ImagePullFailed, duration, images_pulling
-
-WORKLOADS = ("StatefulSet", "Deployment", "Job", "DaemonSet", "ReplicaSet")
 
 Predicate = Callable[[dict], "tuple[bool, str]"]
 
+
 class JobFailed(Exception):
-    """A Job reported Failed: waiting longer cannot help."""
+    """A Job reported Failed: waiting longer cannot help. `job` is the live Job."""
+
+    def __init__(self, job: dict, why: str):
+        self.job = job
+        super().__init__(f"{ref(job)} failed: {why}".strip())
 
 
 def _generation_current(obj: dict) -> bool:
@@ -60,7 +65,7 @@ def job_complete(obj: dict) -> tuple[bool, str]:
         if condition["type"] in ("Complete", "SuccessCriteriaMet"):
             return True, "complete"
         if condition["type"] in ("Failed", "FailureTarget"):
-            raise JobFailed(f"{ref(obj)} failed: {condition.get('reason', '')} {condition.get('message', '')}".strip())
+            raise JobFailed(obj, f"{condition.get('reason', '')} {condition.get('message', '')}")
     return False, f"{obj.get('status', {}).get('active', 0)} active"
 
 
@@ -130,7 +135,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
                 pending.remove(obj)
                 continue
             workload = obj["kind"] in WORKLOADS
-            pulls[ref(obj)] = images_pulling(cluster, obj, _selector(obj)) if look and workload else []
+            pulls[ref(obj)] = images_pulling(cluster, obj, pod_selector(obj)) if look and workload else []
             puller.update(dict.fromkeys(pulls[ref(obj)], obj))
         budget.tick(image for images in pulls.values() for image in images)
         for obj in pending:
@@ -150,7 +155,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
     try:
         retrying(poll)
     except JobFailed as exc:
-        raise DatameshError(f"{exc}; {explain(cluster, _find(objects, str(exc)))}") from exc
+        raise DatameshError(f"{exc}; {explain(cluster, exc.job)}") from exc
     except ImagePullFailed as exc:
         raise DatameshError(str(exc)) from exc
     except _NotReady as exc:
@@ -200,56 +205,3 @@ def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
 
 class _StillThere(Exception):
     pass
-
-
-def _find(objects: list[dict], message: str) -> dict:
-    return next((o for o in objects if message.startswith(ref(o))), objects[0])
-
-
-def explain(cluster: Cluster, obj: dict) -> str:
-    """Pods' phase, container states and the last events of a workload, in one clause."""
-    namespace = obj["metadata"].get("namespace")
-    selector = _selector(obj)
-    if not namespace or selector is None:
-        events = cluster.events(namespace, obj["metadata"]["name"]) if namespace else []
-        return _events_text(events) or "no events"
-    pods = cluster.pods(namespace, selector)
-    if not pods:
-        events = cluster.events(namespace, obj["metadata"]["name"])
-        return f"no pods were created; {_events_text(events) or 'no events'}"
-    parts = []
-    for pod in pods[:3]:
-        name = pod["metadata"]["name"]
-        phase = pod.get("status", {}).get("phase", "Unknown")
-        states = _container_states(pod)
-        events = _events_text(cluster.events(namespace, name))
-        parts.append(f"pod {name} is {phase}" + (f" ({states})" if states else "") + (f", events: {events}" if events else ""))
-    return "; ".join(parts)
-
-
-def _selector(obj: dict) -> dict | None:
-    if obj["kind"] in WORKLOADS:
-        return obj.get("spec", {}).get("selector", {}).get("matchLabels") or obj["spec"]["template"]["metadata"].get("labels")
-    if obj["kind"] == "Service":
-        return obj.get("spec", {}).get("selector")
-    return None
-
-
-def _container_states(pod: dict) -> str:
-    out = []
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        state = status.get("state") or {}
-        for kind, detail in state.items():
-            reason = detail.get("reason", "")
-            out.append(f"{status['name']} {kind}" + (f" {reason}" if reason else ""))
-    for condition in pod.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            out.append(f"unschedulable: {condition.get('message', condition.get('reason', ''))}")
-    return ", ".join(out)
-
-
-def _events_text(events: list[dict], last: int = 3) -> str:
-    return " | ".join(
-        f"{e.get('reason', '')}: {(e.get('message') or '').strip()}" for e in events[-last:]
-    )
-

@@ -6,9 +6,10 @@ dbt-docs-site, where `seed` copies the output of `dbt docs generate`. Its server
 with files/dbt-docs/placeholder.html, which says how to generate and publish the docs.
 """
 
-import hashlib
-
-from datamesh.manifests import container_security, metadata, pod_security, read, selector, service
+from datamesh.manifests import (
+    claim_spec, config_checksum, container_security, deployment, http_probes, metadata, pod_security, read, service,
+    service_port,
+)
 
 DEPENDS_ON = ["namespaces"]
 COMPONENT = NAME = "dbt-docs"
@@ -19,60 +20,46 @@ UID = 101  # nginx in nginxinc/nginx-unprivileged
 
 def render(vars: dict) -> list[dict]:
     ns = vars["namespaces"]["platform"]
-    config, placeholder = read("dbt-docs/default.conf"), read("dbt-docs/placeholder.html")
-    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": vars["storage"]["dbt-docs"]}}}
-    if vars["storage"]["class"]:
-        claim["storageClassName"] = vars["storage"]["class"]
-    return [
+    configmaps = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "dbt-docs-config", ns),
-         "data": {"default.conf": config}},
+         "data": {"default.conf": read("dbt-docs/default.conf")}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "dbt-docs-placeholder", ns),
-         "data": {"placeholder.html": placeholder}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, SITE, ns), "spec": claim},
-        service(COMPONENT, NAME, ns, "http", PORT, node_port=vars["nodeports"]["dbt-docs"]),
-        deployment(vars, ns, config + placeholder),
+         "data": {"placeholder.html": read("dbt-docs/placeholder.html")}},
+    ]
+    return [
+        *configmaps,
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, SITE, ns),
+         "spec": claim_spec(vars, vars["storage"]["dbt-docs"])},
+        service(COMPONENT, NAME, ns, service_port("http", PORT, node_port=vars["nodeports"]["dbt-docs"])),
+        nginx(vars, ns, configmaps),
     ]
 
 
-def deployment(vars: dict, ns: str, files: str) -> dict:
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
-    container = {
-        "name": "nginx",
-        "image": vars["images"]["dbt-docs"],
-        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "resources": vars["resources"]["dbt-docs"],
-        "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
-        "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
-        "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/nginx/conf.d/default.conf", "subPath": "default.conf", "readOnly": True},
-            {"name": "placeholder", "mountPath": "/usr/share/nginx/placeholder", "readOnly": True},
-            {"name": "site", "mountPath": "/usr/share/nginx/html"},  # writable: seed copies the docs in
+def nginx(vars: dict, ns: str, configmaps: list[dict]) -> dict:
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(UID, fsGroupChangePolicy="OnRootMismatch"),
+        "containers": [{
+            "name": "nginx",
+            "image": vars["images"]["dbt-docs"],
+            "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+            "resources": vars["resources"]["dbt-docs"],
+            **http_probes("/healthz", "http", ready=(2, 3), live=(10, 3), timeout=2),
+            "securityContext": container_security(),
+            "volumeMounts": [
+                {"name": "config", "mountPath": "/etc/nginx/conf.d/default.conf", "subPath": "default.conf",
+                 "readOnly": True},
+                {"name": "placeholder", "mountPath": "/usr/share/nginx/placeholder", "readOnly": True},
+                {"name": "site", "mountPath": "/usr/share/nginx/html"},  # writable: seed copies the docs in
+            ],
+        }],
+        "volumes": [
+            {"name": "config", "configMap": {"name": "dbt-docs-config"}},
+            {"name": "placeholder", "configMap": {"name": "dbt-docs-placeholder"}},
+            {"name": "site", "persistentVolumeClaim": {"claimName": SITE}},
         ],
     }
-    labels = metadata(COMPONENT, NAME)["labels"]
-    checksum = hashlib.sha256(files.encode()).hexdigest()[:16]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(COMPONENT, NAME, ns),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},  # one pod at a time on the ReadWriteOnce site volume
-            "selector": {"matchLabels": selector(NAME)},
-            "template": {
-                # a subPath mount never sees ConfigMap updates: a new config rolls the pod instead
-                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-sha256": checksum}},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(UID, fsGroupChangePolicy="OnRootMismatch"),
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": "dbt-docs-config"}},
-                        {"name": "placeholder", "configMap": {"name": "dbt-docs-placeholder"}},
-                        {"name": "site", "persistentVolumeClaim": {"claimName": SITE}},
-                    ],
-                },
-            },
-        },
-    }
+    # one pod at a time on the ReadWriteOnce site volume; a subPath mount never sees ConfigMap updates,
+    # so a new config rolls the pod instead
+    return deployment(COMPONENT, NAME, ns, pod_spec, strategy={"type": "Recreate"},
+                      pod_annotations=config_checksum(*configmaps))

@@ -8,11 +8,10 @@ Dashboards are the JSON files of files/grafana/dashboards. The admin login comes
 credentials role's Secret grafana-credentials; the rest of Grafana's state is an emptyDir.
 """
 
-import hashlib
-
 from datamesh.diff import COPIED
 from datamesh.manifests import (
-    FILES, container_security, metadata, platform, read, secret_name, secret_ref, selector, service,
+    FILES, config_checksum, container_security, deployment, fqdn, http_probes, metadata, postgres, read, secret_name,
+    secret_ref, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials"]  # data sources point at postgres, but nothing waits on it
@@ -30,19 +29,18 @@ def render(vars: dict) -> list[dict]:
     ns = vars["namespaces"]["platform"]
     provisioning = {"datasources.yaml": read("grafana/datasources.yaml"), "dashboards.yaml": read("grafana/dashboards.yaml")}
     dashboards = {path.name: path.read_text() for path in sorted((FILES / "grafana/dashboards").glob("*.json"))}
-    return [
-        copied_credentials(vars, ns),
+    configmaps = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "grafana-provisioning", ns),
          "data": provisioning},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "grafana-dashboards", ns),
          "data": dashboards},
-        service(COMPONENT, "grafana", ns, "http", PORT, node_port=vars["nodeports"]["grafana"]),
-        deployment(vars, ns, {**provisioning, **dashboards}),
     ]
-
-
-def postgres(key: str) -> dict:
-    return next(pg for pg in platform()["postgres"] if pg["key"] == key)
+    return [
+        copied_credentials(vars, ns),
+        *configmaps,
+        service(COMPONENT, "grafana", ns, service_port("http", PORT, node_port=vars["nodeports"]["grafana"])),
+        grafana(vars, ns, configmaps),
+    ]
 
 
 def copied_credentials(vars: dict, ns: str) -> dict:
@@ -66,8 +64,7 @@ def datasource_env(vars: dict, ns: str) -> list[dict]:
     for prefix, key in DATASOURCES.items():
         pg = postgres(key)
         source_ns = vars["namespaces"][pg["namespace"]]
-        address = f"{pg['name']}.{source_ns}.svc.cluster.local:5432"
-        env.append({"name": f"{prefix}_DB_ADDRESS", "value": address})
+        env.append({"name": f"{prefix}_DB_ADDRESS", "value": f"{fqdn(pg['name'], source_ns)}:5432"})
         for field, suffix in (("username", "USER"), ("password", "PASSWORD")):
             ref = (secret_ref(secret_name(pg["name"]), field) if source_ns == ns
                    else secret_ref(COPY_SECRET, f"{key}-{field}"))
@@ -75,7 +72,7 @@ def datasource_env(vars: dict, ns: str) -> list[dict]:
     return env
 
 
-def deployment(vars: dict, ns: str, files: dict[str, str]) -> dict:
+def grafana(vars: dict, ns: str, configmaps: list[dict]) -> dict:
     admin = secret_name("grafana")
     env = [
         {"name": "GF_SECURITY_ADMIN_USER", "valueFrom": secret_ref(admin, "admin-user")},
@@ -89,49 +86,33 @@ def deployment(vars: dict, ns: str, files: dict[str, str]) -> dict:
         {"name": "GF_NEWS_NEWS_FEED_ENABLED", "value": "false"},
         *datasource_env(vars, ns),
     ]
-    probe = {"httpGet": {"path": "/api/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
-    container = {
-        "name": "grafana",
-        "image": vars["images"]["grafana"],
-        "env": env,
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "resources": vars["resources"]["grafana"],
-        "readinessProbe": {**probe, "initialDelaySeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
-        "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/var/lib/grafana"},
-            {"name": "provisioning", "mountPath": "/etc/grafana/provisioning/datasources/datasources.yaml",
-             "subPath": "datasources.yaml", "readOnly": True},
-            {"name": "provisioning", "mountPath": "/etc/grafana/provisioning/dashboards/dashboards.yaml",
-             "subPath": "dashboards.yaml", "readOnly": True},
-            {"name": "dashboards", "mountPath": DASHBOARDS, "readOnly": True},
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        # as Grafana documents for Kubernetes: its user, the image's group 0 kept, volumes for 472
+        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID, "supplementalGroups": [0],
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "grafana",
+            "image": vars["images"]["grafana"],
+            "env": env,
+            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+            "resources": vars["resources"]["grafana"],
+            **http_probes("/api/health", "http", ready=(5, 3), live=(60, 6)),
+            "securityContext": container_security(),
+            "volumeMounts": [
+                {"name": "data", "mountPath": "/var/lib/grafana"},
+                {"name": "provisioning", "mountPath": "/etc/grafana/provisioning/datasources/datasources.yaml",
+                 "subPath": "datasources.yaml", "readOnly": True},
+                {"name": "provisioning", "mountPath": "/etc/grafana/provisioning/dashboards/dashboards.yaml",
+                 "subPath": "dashboards.yaml", "readOnly": True},
+                {"name": "dashboards", "mountPath": DASHBOARDS, "readOnly": True},
+            ],
+        }],
+        "volumes": [
+            {"name": "data", "emptyDir": {}},
+            {"name": "provisioning", "configMap": {"name": "grafana-provisioning"}},
+            {"name": "dashboards", "configMap": {"name": "grafana-dashboards"}},
         ],
     }
-    checksum = hashlib.sha256("".join(f"{k}\0{v}\0" for k, v in sorted(files.items())).encode()).hexdigest()[:16]
-    labels = metadata(COMPONENT, "grafana")["labels"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(COMPONENT, "grafana", ns),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector("grafana")},
-            "template": {
-                # provisioning is read at start: new files roll the pod
-                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-sha256": checksum}},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    # as Grafana documents for Kubernetes: its user, the image's group 0 kept, volumes for 472
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID, "supplementalGroups": [0],
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "data", "emptyDir": {}},
-                        {"name": "provisioning", "configMap": {"name": "grafana-provisioning"}},
-                        {"name": "dashboards", "configMap": {"name": "grafana-dashboards"}},
-                    ],
-                },
-            },
-        },
-    }
+    # provisioning is read at start: new files roll the pod
+    return deployment(COMPONENT, "grafana", ns, pod_spec, pod_annotations=config_checksum(*configmaps))

@@ -15,12 +15,11 @@ The container's start script then runs `schematool -initOrUpgradeSchema` (create
 refer to environment variables filled from Secrets (Hadoop's `${env.NAME}` substitution).
 """
 
-import hashlib
 from xml.sax.saxutils import escape
 
 from datamesh.manifests import (
-    claim_spec, container_security, metadata, platform, pod_security, proxy_env, read, secret_name, secret_ref,
-    selector, service,
+    claim_spec, config_checksum, container_security, deployment, fqdn, metadata, pod_security, postgres, proxy_env,
+    read, secret_name, secret_ref, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio"]
@@ -45,12 +44,13 @@ def render(vars: dict) -> list[dict]:
     config = configmap(namespace, vars)
     jars = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata("hive-metastore", JARS_CLAIM, namespace),
             "spec": claim_spec(vars, vars["storage"]["hive-metastore-jars"])}
-    return [config, jars, service("hive-metastore", NAME, namespace, "thrift", PORT), deployment(namespace, vars, config)]
+    return [config, jars, service("hive-metastore", NAME, namespace, service_port("thrift", PORT)),
+            metastore_deployment(namespace, vars, config)]
 
 
 def database() -> dict:
     """The hive entry of files/platform.yml: postgres-hive and its `metastore` database."""
-    return next(pg for pg in platform()["postgres"] if pg["key"] == "hive")
+    return postgres("hive")
 
 
 def site(properties: dict[str, str]) -> str:
@@ -67,7 +67,7 @@ def hive_site(namespace: str, vars: dict) -> dict[str, str]:
     return {
         "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
         "javax.jdo.option.ConnectionURL":
-            f"jdbc:postgresql://{pg['name']}.{namespace}.svc.cluster.local:{DB_PORT}/{pg['database']}",
+            f"jdbc:postgresql://{fqdn(pg['name'], namespace)}:{DB_PORT}/{pg['database']}",
         "javax.jdo.option.ConnectionUserName": "${env.METASTORE_DB_USER}",
         "javax.jdo.option.ConnectionPassword": "${env.METASTORE_DB_PASSWORD}",
         "datanucleus.autoCreateSchema": "false",
@@ -80,7 +80,7 @@ def hive_site(namespace: str, vars: dict) -> dict[str, str]:
 def core_site(namespace: str) -> dict[str, str]:
     return {
         "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "fs.s3a.endpoint": f"http://minio.{namespace}.svc.cluster.local:{S3_PORT}",
+        "fs.s3a.endpoint": f"http://{fqdn('minio', namespace)}:{S3_PORT}",
         "fs.s3a.path.style.access": "true",
         "fs.s3a.connection.ssl.enabled": "false",
         "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
@@ -107,11 +107,7 @@ def configmap(namespace: str, vars: dict) -> dict:
     }
 
 
-def checksum(obj: dict) -> str:
-    return hashlib.sha256(repr(sorted(obj["data"].items())).encode()).hexdigest()[:16]
-
-
-def deployment(namespace: str, vars: dict, config: dict) -> dict:
+def metastore_deployment(namespace: str, vars: dict, config: dict) -> dict:
     pod_spec = {
         "securityContext": pod_security(UID),
         "enableServiceLinks": False,
@@ -122,21 +118,8 @@ def deployment(namespace: str, vars: dict, config: dict) -> dict:
             {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
         ],
     }
-    labels = metadata("hive-metastore", NAME)["labels"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata("hive-metastore", NAME, namespace),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector(NAME)},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-checksum": checksum(config)}},
-                "spec": pod_spec,
-            },
-        },
-    }
+    return deployment("hive-metastore", NAME, namespace, pod_spec, strategy={"type": "Recreate"},
+                      pod_annotations=config_checksum(config))
 
 
 def init_containers(namespace: str, vars: dict) -> list[dict]:
@@ -170,7 +153,7 @@ def init_containers(namespace: str, vars: dict) -> list[dict]:
             "image": vars["images"]["postgres"],  # for psql; the data stores already pull it
             "command": ["/bin/sh", f"{SCRIPTS}/prepare-metastore-db.sh"],
             "env": [
-                {"name": "PGHOST", "value": f"{pg['name']}.{namespace}.svc.cluster.local"},
+                {"name": "PGHOST", "value": fqdn(pg["name"], namespace)},
                 {"name": "PGPORT", "value": str(DB_PORT)},
                 {"name": "PGDATABASE", "value": pg["database"]},
                 {"name": "PGUSER", "valueFrom": secret_ref(secret_name(pg["name"]), "username")},

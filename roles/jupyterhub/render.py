@@ -9,13 +9,12 @@ proxy-api with the token from the credentials role's Secret. Each user's server 
 the `datamesh.io/extra-requests` and `datamesh.io/extra-limits` annotations.
 """
 
-import hashlib
-
 from kubernetes.utils.quantity import parse_quantity
 
 from datamesh.budget import EXTRA_LIMITS, EXTRA_REQUESTS
 from datamesh.manifests import (
-    container_security, metadata, pod_security, read, secret_name, secret_ref, selector,
+    claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security, read,
+    secret_name, secret_ref, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials"]
@@ -29,26 +28,24 @@ PROXY_UID = 65534  # nobody, the configurable-http-proxy image's USER
 
 def render(vars: dict) -> list[dict]:
     ns = vars["namespaces"]["jupyterhub"]
-    config = read(CONFIG_FILE)
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "hub-config", ns),
+              "data": {"jupyterhub_config.py": read(CONFIG_FILE)}}
     return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, "hub-config", ns),
-         "data": {"jupyterhub_config.py": config}},
+        config,
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(COMPONENT, "hub", ns)},
         role(ns),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(COMPONENT, "hub", ns),
          "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": ns}],
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"}},
-        hub_claim(ns, vars),
-        service("hub", ns, "hub", [("hub", HUB_PORT, "http")]),
-        service("proxy-api", ns, "proxy", [("api", PROXY_API_PORT, "api")]),
-        service("proxy-public", ns, "proxy", [("http", 80, "http")], node_port=vars["nodeports"]["jupyterhub"]),
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, "hub-db", ns),
+         "spec": claim_spec(vars, vars["storage"]["jupyterhub-hub"])},
+        service(COMPONENT, "hub", ns, service_port("hub", HUB_PORT, target="http")),
+        service(COMPONENT, "proxy-api", ns, service_port("api", PROXY_API_PORT), app="proxy"),
+        service(COMPONENT, "proxy-public", ns, service_port("http", 80, node_port=vars["nodeports"]["jupyterhub"]),
+                app="proxy"),
         proxy(ns, vars),
         hub(ns, vars, config),
     ]
-
-
-def fqdn(name: str, namespace: str) -> str:
-    return f"{name}.{namespace}.svc.cluster.local"
 
 
 def role(ns: str) -> dict:
@@ -69,47 +66,6 @@ def role(ns: str) -> dict:
     }
 
 
-def hub_claim(ns: str, vars: dict) -> dict:
-    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": vars["storage"]["jupyterhub-hub"]}}}
-    if vars["storage"]["class"]:
-        spec["storageClassName"] = vars["storage"]["class"]
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(COMPONENT, "hub-db", ns),
-            "spec": spec}
-
-
-def service(name: str, ns: str, app: str, ports: list[tuple[str, int, str]], node_port: int | None = None) -> dict:
-    spec_ports = []
-    for port_name, port, target in ports:
-        entry = {"name": port_name, "port": port, "targetPort": target, "protocol": "TCP"}
-        if node_port:
-            entry["nodePort"] = node_port
-        spec_ports.append(entry)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(COMPONENT, name, ns),
-        "spec": {"type": "NodePort" if node_port else "ClusterIP", "selector": selector(app), "ports": spec_ports},
-    }
-
-
-def http_probe(path: str, port: str, delay: int, failures: int) -> dict:
-    return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay, "periodSeconds": 10,
-            "timeoutSeconds": 3, "failureThreshold": failures}
-
-
-def deployment(name: str, ns: str, pod_spec: dict, annotations: dict | None = None,
-               pod_annotations: dict | None = None, recreate: bool = False) -> dict:
-    meta = metadata(COMPONENT, name, ns, **({"annotations": annotations} if annotations else {}))
-    template_meta = {"labels": metadata(COMPONENT, name)["labels"]}
-    if pod_annotations:
-        template_meta["annotations"] = pod_annotations
-    spec = {"replicas": 1, "selector": {"matchLabels": selector(name)},
-            "template": {"metadata": template_meta, "spec": pod_spec}}
-    if recreate:
-        spec["strategy"] = {"type": "Recreate"}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
-
-
 def proxy(ns: str, vars: dict) -> dict:
     hub_url = f"http://{fqdn('hub', ns)}:{HUB_PORT}"
     container = {
@@ -127,14 +83,13 @@ def proxy(ns: str, vars: dict) -> dict:
                   {"name": "api", "containerPort": PROXY_API_PORT, "protocol": "TCP"}],
         "resources": vars["resources"]["jupyterhub-proxy"],
         # CHP answers /_chp_healthz on its public port only; the API port has no unauthenticated path.
-        "readinessProbe": http_probe("/_chp_healthz", "http", 2, 3),
-        "livenessProbe": http_probe("/_chp_healthz", "http", 15, 6),
+        **http_probes("/_chp_healthz", "http", ready=(2, 3), live=(15, 6)),
         "securityContext": container_security(),
     }
     pod_spec = {"automountServiceAccountToken": False,
                 "securityContext": pod_security(PROXY_UID, fsGroupChangePolicy="OnRootMismatch"),
                 "containers": [container]}
-    return deployment("proxy", ns, pod_spec)
+    return deployment(COMPONENT, "proxy", ns, pod_spec)
 
 
 def user_image(vars: dict) -> str:
@@ -147,7 +102,8 @@ def extra_amounts(amounts: dict) -> str:
     return ",".join(f"{resource}={amounts[resource]}" for resource in ("cpu", "memory") if resource in amounts)
 
 
-def hub(ns: str, vars: dict, config: str) -> dict:
+def hub_env(ns: str, vars: dict) -> list[dict]:
+    """What files/jupyterhub/jupyterhub_config.py reads: its logins, addresses and the user servers' sizes."""
     user = vars["resources"]["jupyterhub-user"]
     secret = secret_name("jupyterhub")
     env = [
@@ -168,15 +124,19 @@ def hub(ns: str, vars: dict, config: str) -> dict:
     ]
     if vars["storage"]["class"]:
         env.append({"name": "DATAMESH_STORAGE_CLASS", "value": vars["storage"]["class"]})
+    return env
+
+
+def hub(ns: str, vars: dict, config: dict) -> dict:
+    user = vars["resources"]["jupyterhub-user"]
     container = {
         "name": "hub",
         "image": vars["images"]["jupyterhub-hub"],
-        "env": env,
+        "env": hub_env(ns, vars),
         "ports": [{"name": "http", "containerPort": HUB_PORT, "protocol": "TCP"}],
         "resources": vars["resources"]["jupyterhub-hub"],
-        "readinessProbe": http_probe("/hub/health", "http", 5, 3),
-        # generous: a hub upgrading its database must not be killed halfway
-        "livenessProbe": http_probe("/hub/health", "http", 60, 6),
+        # a generous liveness delay: a hub upgrading its database must not be killed halfway
+        **http_probes("/hub/health", "http", ready=(5, 3), live=(60, 6)),
         "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_PATH, "subPath": "jupyterhub_config.py", "readOnly": True},
@@ -191,11 +151,11 @@ def hub(ns: str, vars: dict, config: str) -> dict:
                     {"name": "db", "persistentVolumeClaim": {"claimName": "hub-db"}}],
     }
     return deployment(
-        "hub", ns, pod_spec,
+        COMPONENT, "hub", ns, pod_spec,
+        strategy={"type": "Recreate"},  # one hub at a time on its ReadWriteOnce volume and SQLite database
         annotations={EXTRA_REQUESTS: extra_amounts(user["requests"]), EXTRA_LIMITS: extra_amounts(user["limits"])},
         # a subPath mount never sees ConfigMap updates: a new config rolls the hub instead
-        pod_annotations={"datamesh.io/config-sha256": hashlib.sha256(config.encode()).hexdigest()[:16]},
-        recreate=True,  # one hub at a time on its ReadWriteOnce volume and SQLite database
+        pod_annotations=config_checksum(config),
     )
 
 

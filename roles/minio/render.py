@@ -22,7 +22,7 @@ Secret `minio-credentials`. The inventory key `minio.server` chooses the program
 
 Why versitygw by default: a user on a fresh laptop can pull it today from a registry that serves
 it, it gets fixes, its license is permissive, and it is the very release the service testbed builds
-and runs (VERSITYGW_VERSION in tests/testbed/services.py), so the tests prove what users run.
+and runs (VERSITYGW_VERSION in testbed/objectstore.py), so the tests prove what users run.
 
 A Job creates the bucket and its prefixes idempotently with the AWS CLI, which speaks to either
 server (files/minio/buckets.sh; the service testbed runs that same script). Jobs are immutable,
@@ -35,8 +35,8 @@ import json
 
 from datamesh.errors import DatameshError
 from datamesh.manifests import (
-    NOTICE, URL_PATH, container_security, metadata, pod_security, read, secret_name, secret_ref, selector,
-    service,
+    NOTICE, URL_PATH, claim_spec, container_security, fqdn, metadata, pod_security, read, secret_name, secret_ref,
+    selector, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials"]
@@ -60,12 +60,12 @@ MINIO_ARCHIVED = (
 def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     server = chosen_server(vars)
-    console = service("minio", "minio-console", namespace, "console", CONSOLE_PORT,
-                      node_port=vars["nodeports"]["minio-console"], app=NAME)
+    console = service("minio", "minio-console", namespace,
+                      service_port("console", CONSOLE_PORT, node_port=vars["nodeports"]["minio-console"]), app=NAME)
     if server == "versitygw":
         console["metadata"]["annotations"] = {URL_PATH: f"{WEBUI}/"}
     return [
-        service("minio", NAME, namespace, "api", API_PORT),
+        service("minio", NAME, namespace, service_port("api", API_PORT)),
         console,
         statefulset(namespace, vars, server),
         bucket_job(namespace, vars, read(SCRIPT)),
@@ -82,7 +82,7 @@ def chosen_server(vars: dict) -> str:
 
 def endpoint(namespace: str) -> str:
     """The S3 endpoint other components use: the full service name, path-style, plain HTTP."""
-    return f"http://{NAME}.{namespace}.svc.cluster.local:{API_PORT}"
+    return f"http://{fqdn(NAME, namespace)}:{API_PORT}"
 
 
 def root_credentials(user: str, password: str) -> list[dict]:
@@ -156,12 +156,6 @@ def minio(vars: dict) -> tuple[list[dict], dict]:
 
 def statefulset(namespace: str, vars: dict, server: str) -> dict:
     labels = metadata("minio", NAME)["labels"]
-    claim_spec = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": vars["storage"]["minio"]}},
-    }
-    if vars["storage"]["class"]:
-        claim_spec["storageClassName"] = vars["storage"]["class"]
     init_containers, container = versitygw(vars) if server == "versitygw" else minio(vars)
     pod_spec = {
         "securityContext": pod_security(UID),
@@ -181,7 +175,8 @@ def statefulset(namespace: str, vars: dict, server: str) -> dict:
             "replicas": 1,
             "selector": {"matchLabels": selector(NAME)},
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels}, "spec": claim_spec}],
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels},
+                                      "spec": claim_spec(vars, vars["storage"]["minio"])}],
         },
     }
 

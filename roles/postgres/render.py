@@ -6,8 +6,8 @@ the image runs only when it initialises an empty volume, so restarts never re-ru
 """
 
 from datamesh.manifests import (
-    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
-    service,
+    claim_spec, container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
+    service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials"]
@@ -22,7 +22,7 @@ def render(vars: dict) -> list[dict]:
         namespace = vars["namespaces"][pg["namespace"]]
         if pg["schema"]:
             objects.append(init_sql(pg, namespace))
-        objects.append(service("postgres", pg["name"], namespace, "postgres", PORT))
+        objects.append(service("postgres", pg["name"], namespace, service_port("postgres", PORT)))
         objects.append(statefulset(pg, namespace, vars))
     return objects
 
@@ -44,12 +44,6 @@ def statefulset(pg: dict, namespace: str, vars: dict) -> dict:
     if pg["schema"]:
         mounts.append({"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True})
         volumes.append({"name": "init", "configMap": {"name": f"{name}-init"}})
-    claim_spec = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": vars["storage"][f"postgres-{pg['key']}"]}},
-    }
-    if vars["storage"]["class"]:
-        claim_spec["storageClassName"] = vars["storage"]["class"]
     pod_spec = {
         "securityContext": pod_security(UID),
         "containers": [{
@@ -84,7 +78,7 @@ def statefulset(pg: dict, namespace: str, vars: dict) -> dict:
             "template": {"metadata": {"labels": metadata("postgres", name)["labels"]}, "spec": pod_spec},
             "volumeClaimTemplates": [{
                 "metadata": {"name": "data", "labels": metadata("postgres", name)["labels"]},
-                "spec": claim_spec,
+                "spec": claim_spec(vars, vars["storage"][f"postgres-{pg['key']}"]),
             }],
         },
     }

@@ -18,13 +18,12 @@ original architecture's) renders the legacy `hive.s3.*` keys that release takes:
 `hive_s3()` are the one place that chooses by the tag's number.
 """
 
-import hashlib
 from string import Template
 
 from datamesh.errors import DatameshError
 from datamesh.manifests import (
-    container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
-    service,
+    config_checksum, container_security, deployment, fqdn, metadata, platform, pod_security, read, secret_name,
+    secret_ref, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"]
@@ -44,10 +43,11 @@ def render(vars: dict) -> list[dict]:
     workers = vars["trino"]["workers"]
     config = configmap(namespace, vars)
     # trino-coordinator:8080 inside the cluster, and the same port on the NodePort outside
-    objects = [config, service("trino", COORDINATOR, namespace, "http", PORT, node_port=vars["nodeports"]["trino"]),
-               deployment(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
+    public = service_port("http", PORT, node_port=vars["nodeports"]["trino"])
+    objects = [config, service("trino", COORDINATOR, namespace, public),
+               server(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
     if workers > 0:
-        objects.append(deployment(WORKER, "worker.properties", workers, namespace, vars, config))
+        objects.append(server(WORKER, "worker.properties", workers, namespace, vars, config))
     return objects
 
 
@@ -56,7 +56,7 @@ def properties(values: dict[str, str]) -> str:
 
 
 def discovery_uri(namespace: str) -> str:
-    return f"http://{COORDINATOR}.{namespace}.svc.cluster.local:{PORT}"
+    return f"http://{fqdn(COORDINATOR, namespace)}:{PORT}"
 
 
 def server_config(namespace: str, vars: dict, coordinator: bool) -> dict[str, str]:
@@ -91,7 +91,7 @@ def jdbc_catalogs(vars: dict) -> list[dict]:
             secret, user_key, password_key = secret_name(pg["name"]), "username", "password"
         else:  # the domain's Secret lives in its own namespace; a copy lives next to Trino
             secret, user_key, password_key = CATALOG_SECRET, f"{pg['key']}-username", f"{pg['key']}-password"
-        host = f"{pg['name']}.{namespaces[pg['namespace']]}.svc.cluster.local"
+        host = fqdn(pg["name"], namespaces[pg["namespace"]])
         out.append({
             "catalog": pg["key"].replace("-", "_"),
             "url": f"jdbc:postgresql://{host}:{DB_PORT}/{pg['database']}",
@@ -113,8 +113,8 @@ def catalogs(namespace: str, vars: dict) -> dict[str, dict[str, str]]:
         }
     out["hive"] = {
         "connector.name": "hive",
-        "hive.metastore.uri": f"thrift://hive-metastore.{namespace}.svc.cluster.local:9083",
-        **hive_s3(release(vars["images"]["trino"]), f"http://minio.{namespace}.svc.cluster.local:9000"),
+        "hive.metastore.uri": f"thrift://{fqdn('hive-metastore', namespace)}:9083",
+        **hive_s3(release(vars["images"]["trino"]), f"http://{fqdn('minio', namespace)}:9000"),
         "hive.non-managed-table-writes-enabled": "true",
         # The default (`legacy`) denies DROP TABLE and more, and dbt drops and renames tables on
         # every run: the catalog leaves access control to the platform (one lab user).
@@ -206,11 +206,8 @@ def mounted_files(config: dict, server_key: str) -> list[dict]:
     return items
 
 
-def checksum(config: dict) -> str:
-    return hashlib.sha256(repr(sorted(config["data"].items())).encode()).hexdigest()[:16]
-
-
-def deployment(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
+def server(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
+    """The coordinator's or the workers' Deployment."""
     info = {"httpGet": {"path": "/v1/info", "port": "http"}}
     pod_spec = {
         "securityContext": pod_security(UID),
@@ -236,18 +233,4 @@ def deployment(name: str, server_key: str, replicas: int, namespace: str, vars: 
         strategy = {"type": "Recreate"}
     else:
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
-    labels = metadata("trino", name)["labels"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata("trino", name, namespace),
-        "spec": {
-            "replicas": replicas,
-            "strategy": strategy,
-            "selector": {"matchLabels": selector(name)},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {"datamesh.io/config-checksum": checksum(config)}},
-                "spec": pod_spec,
-            },
-        },
-    }
+    return deployment("trino", name, namespace, pod_spec, replicas, strategy, pod_annotations=config_checksum(config))

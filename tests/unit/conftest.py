@@ -1,4 +1,7 @@
-"""Shared fixtures: inventories written to a temporary folder, and every rendered manifest."""
+"""Fixtures: inventories written to a temporary folder, and rendered manifests.
+
+Helpers that are not fixtures live in tests/unit/helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from datamesh import inventory, playbook
+from datamesh import inventory
+from tests.unit.helpers import rendered_for
 
 
 @pytest.fixture
@@ -20,13 +24,24 @@ def write_inventory(tmp_path: Path):
     return write
 
 
-def rendered_for(name: str) -> dict[str, list[dict]]:
-    inv = inventory.load(name)
-    book = playbook.load("up")
-    return playbook.render_all(playbook.select(book), inv)
-
-
 @pytest.fixture(params=inventory.available())
 def rendered(request) -> dict[str, list[dict]]:
     """Every role's manifests, once per inventory under inventory/."""
     return rendered_for(request.param)
+
+
+@pytest.fixture(scope="module")
+def dd() -> dict[str, list[dict]]:
+    """Every role's manifests for docker-desktop, the default inventory."""
+    return rendered_for("docker-desktop")
+
+
+@pytest.fixture(scope="module")
+def docker_desktop() -> inventory.Inventory:
+    return inventory.load("docker-desktop")
+
+
+@pytest.fixture
+def with_workers(write_inventory) -> inventory.Inventory:
+    """An inventory whose Trino has two workers."""
+    return inventory.load(str(write_inventory("trino: {workers: 2}\n")))

@@ -8,7 +8,7 @@ import pytest
 
 from datamesh import budget, inventory
 from datamesh.errors import DatameshError
-from tests.unit.conftest import rendered_for
+from tests.unit.helpers import GiB, find, rendered_for
 
 
 def node(cpu: str, memory: str, unschedulable: bool = False) -> dict:
@@ -133,3 +133,45 @@ def test_preflight_still_refuses_requests_that_do_not_fit_before_any_warning():
     with pytest.raises(DatameshError, match="memory will not fit"):
         budget.preflight(cluster, platform_manifests(), inventory.load("docker-desktop"), warn=heard.append)
     assert heard == []
+
+
+# -- the user servers JupyterHub starts, and the whole platform on Docker Desktop ------------------
+
+def test_hub_declares_the_user_server_requests(dd):
+    hub = find(dd["jupyterhub"], "Deployment", "hub")
+    assert hub["metadata"]["annotations"]["datamesh.io/extra-requests"] == "cpu=250m,memory=1Gi"
+    assert budget.extra_requests(hub) == {"cpu": Decimal("0.25"), "memory": Decimal(GiB)}
+    assert budget.extra_requests(hub, budget.EXTRA_LIMITS) == {"cpu": Decimal(2), "memory": Decimal(2 * GiB)}
+    own = budget.requested([hub])
+    assert own == {"cpu": Decimal("0.35"), "memory": Decimal(GiB + 256 * 2**20)}  # the hub itself plus one server
+
+
+def test_extra_requests_count_for_any_object_and_refuse_nonsense():
+    annotated = {"kind": "ConfigMap", "metadata": {"name": "x", "annotations": {"datamesh.io/extra-requests": "memory=512Mi"}}}
+    assert budget.requested([annotated]) == {"cpu": Decimal(0), "memory": Decimal(512 * 2**20)}
+    assert budget.extra_requests({"kind": "Deployment", "metadata": {"name": "y"}}) == {"cpu": 0, "memory": 0}
+    for bad in ("cpu", "gpu=1", "cpu=lots", "memory=1Gi,cpu"):
+        obj = {"kind": "Deployment", "metadata": {"name": "hub", "namespace": "jupyterhub",
+                                                  "annotations": {"datamesh.io/extra-requests": bad}}}
+        with pytest.raises(DatameshError, match="Deployment jupyterhub/hub has annotation datamesh.io/extra-requests"):
+            budget.extra_requests(obj)
+
+
+def test_platform_and_the_admins_server_fit_a_default_docker_desktop(dd):
+    want = budget.requested([o for objects in dd.values() for o in objects])
+    # Docker Desktop's default VM: 8 GiB, of which its node offers about 7.7 GiB; its system pods ask ~0.85 CPU, 300Mi.
+    allocatable, used = budget.free([{"status": {"allocatable": {"cpu": "8", "memory": "7.7Gi"}}}],
+                                    [{"spec": {"containers": [{"resources": {"requests": {"cpu": "850m", "memory": "300Mi"}}}]}}])
+    budget.check(want, allocatable, used, inventory.load("docker-desktop"))
+    apps = budget.requested([o for role in ("jupyterhub", "grafana", "dbt-docs") for o in dd[role]])
+    assert apps["memory"] < Decimal("1.5") * GiB and apps["cpu"] < 1
+
+
+def test_platform_fits_docker_desktop_with_room_for_a_user_server():
+    """All of the platform's requests plus a 1Gi single-user server fit in 8Gi."""
+    manifests = [obj for objects in rendered_for("docker-desktop").values() for obj in objects]
+    want = budget.requested(manifests)
+    assert want["memory"] + 1 * GiB <= 8 * GiB, f"{want['memory'] / GiB:.2f} GiB requested"
+    rendered = rendered_for("docker-desktop")
+    data = budget.requested([obj for name in ("minio", "hive-metastore", "trino") for obj in rendered[name]])
+    assert data == {"cpu": Decimal("0.65"), "memory": Decimal(int(2.375 * GiB))}  # versitygw asks 128Mi where MinIO asked 512Mi

@@ -1,4 +1,5 @@
-"""Inventory loading: every mistake is one sentence naming the file, the key and the line."""
+"""datamesh/inventory.py and the shipped inventories: every mistake is one sentence naming the file, the key
+and the line; each shipped inventory says what its cluster needs."""
 
 from __future__ import annotations
 
@@ -125,3 +126,23 @@ def test_a_key_owned_by_two_defaults_files_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(inventory, "ROLES_DIR", tmp_path)
     with pytest.raises(DatameshError, match="key 'images.shared' is already defined by another defaults file"):
         inventory.load_defaults()
+
+
+# -- the shipped inventories ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,context", [("kind", "kind-datamesh"), ("k3d", "k3d-datamesh"), ("minikube", "minikube")])
+def test_local_cluster_inventories(name, context):
+    inv = inventory.load(name)
+    assert inv["cluster"]["context"] == context
+    assert inv["cluster"]["hint"] != inventory.load_defaults()["cluster"]["hint"]
+    assert inv["credentials"]["policy"] == "generate"
+    assert inv["hosts"]["nodeports"] == "local"
+    assert inv["jupyterhub"]["use_built_image"] is False  # a fresh `up` works before `invoke images`
+    assert inv["hosts"]["address"] == ("localhost" if name in ("kind", "k3d") else "192.168.49.2")
+
+
+def test_remote_example_reaches_the_nodeports_over_ssh():
+    inv = inventory.load("remote.example")
+    assert inv["hosts"]["nodeports"].startswith("ssh://")
+    assert inv["credentials"]["policy"] == "generate"
+    assert inv["jupyterhub"]["use_built_image"] is False

@@ -1,11 +1,14 @@
-"""Role selection: --only and --skip, refused when a dependency is left out."""
+"""datamesh/playbook.py: role selection (--only and --skip, refused when a dependency is left out),
+the playbook order and the rendered files."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from datamesh import playbook
+from datamesh import playbook, role
 from datamesh.errors import DatameshError
+from tests.unit.helpers import rendered_for
 
 
 @pytest.fixture
@@ -63,3 +66,19 @@ def test_playbook_with_dependency_after_dependent_is_refused(tmp_path, monkeypat
     with pytest.raises(DatameshError) as caught:
         playbook.load("bad")
     assert "runs postgres before its dependencies namespaces, credentials" in str(caught.value)
+
+
+def test_roles_run_after_their_dependencies_in_the_playbook():
+    names = playbook.load("up").names()
+    assert names.index("postgres") < names.index("minio") < names.index("hive-metastore") < names.index("trino")
+    assert {"postgres", "minio"} <= set(role.load("hive-metastore").depends_on)
+    assert {"hive-metastore", "minio", "postgres"} <= set(role.load("trino").depends_on)
+
+
+def test_render_task_writes_one_file_per_role_in_playbook_order(tmp_path):
+    """Each file loads back as exactly the role's objects (strictly valid: tests/unit/test_invariants.py)."""
+    rendered = rendered_for("docker-desktop")
+    written = playbook.write_rendered(rendered, tmp_path / "out")
+    assert [p.name for p in written] == [f"{i:02d}-{name}.yaml" for i, name in enumerate(playbook.load("up").names())]
+    for path, (name, objects) in zip(written, rendered.items()):
+        assert list(yaml.safe_load_all(path.read_text())) == objects, name

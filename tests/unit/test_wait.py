@@ -12,7 +12,7 @@ import pytest
 from datamesh import pulls, wait
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
-from tests.unit.conftest import rendered_for
+from tests.unit.helpers import rendered_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -65,8 +65,32 @@ def test_failed_job_stops_the_wait_at_once():
     job = recorded("job-complete.json")
     job["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                                     "message": "Job has reached the specified backoff limit"}]
-    with pytest.raises(wait.JobFailed, match="BackoffLimitExceeded"):
+    with pytest.raises(wait.JobFailed, match="BackoffLimitExceeded") as caught:
         wait.job_complete(job)
+    assert caught.value.job is job  # what the wait explains, without parsing the message
+
+
+def test_a_failed_job_is_explained_from_its_own_pods_whatever_else_waits():
+    failed = recorded("job-complete.json")
+    failed["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    asked = []
+
+    class Cluster:
+        def get(self, obj):
+            return failed if obj["kind"] == "Job" else recorded("deployment-ready.json")
+
+        def pods(self, namespace, selector):
+            asked.append(selector)
+            return []
+
+        def events(self, namespace, name):
+            return []
+
+    deployment, job = (recorded(name) for name in ("deployment-ready.json", "job-just-applied.json"))
+    with pytest.raises(DatameshError) as caught:
+        wait.wait_ready(Cluster(), [deployment, job], 60, sleep=lambda seconds: None)
+    assert str(caught.value) == "Job data-platform/record-job failed: BackoffLimitExceeded; no pods were created; no events"
+    assert asked == [failed["spec"]["selector"]["matchLabels"]]
 
 
 def test_pvc_bound_and_pending():
