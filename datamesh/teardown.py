@@ -3,7 +3,8 @@
 Components are the roles of the up playbook. Only objects that are ours (`manifests.is_ours`)
 with the component's label are deleted; anything else in our namespaces is left alone and
 mentioned. Data is kept unless purging: volumes (PVCs), the namespaces that hold them, and the
-credentials Secrets whose passwords those volumes were initialised with. Deletion runs in reverse playbook order and waits until objects are gone.
+credentials Secrets whose passwords those volumes were initialised with. Deletion runs in reverse
+playbook order and waits until objects are gone.
 """
 
 from __future__ import annotations

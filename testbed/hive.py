@@ -131,26 +131,23 @@ exec "$JAVA_HOME/bin/java" $TESTBED_HIVE_JVM_OPTS $HADOOP_CLIENT_OPTS -cp "$TEST
 """
 
 
+def init_container(cfg: dict, name: str) -> dict:
+    init = next((c for c in cfg.get("init_containers") or [] if c["name"] == name), None)
+    if init is None:
+        raise TestbedError(f"the hive-metastore pod has no init container {name}")
+    return init
+
+
 def hive_aux_jars(cfg: dict) -> Path:
     """Run the pod's init container fetch-jdbc-driver (files/hive/fetch-jdbc-driver.sh: download the
     PostgreSQL JDBC driver the role pins and check its SHA-256) natively, once per version and
     checksum; cached like every download. Returns the folder with the jar (the aux-jars volume)."""
-    init = next((c for c in cfg.get("init_containers") or [] if c["name"] == "fetch-jdbc-driver"), None)
-    if init is None:
-        raise TestbedError("the hive-metastore pod has no init container fetch-jdbc-driver: where does its "
-                           "PostgreSQL JDBC driver come from?")
-    env = init["env"]
+    env = init_container(cfg, "fetch-jdbc-driver")["env"]
     final = component_dir("hive-aux-jars", f"{env.get('JDBC_VERSION')}-{str(env.get('JDBC_SHA256'))[:12]}")
 
     def build(tmp: Path) -> None:
-        place_config(init, tmp)
-        (tmp / "aux-jars").mkdir(exist_ok=True)
-        cmd = native_command(init, tmp)
-        log(f"hive-metastore: init container {init['name']}: {' '.join(cmd)}")
-        out = run(cmd, env=base_env(native_env(init, tmp)), cwd=tmp, capture=True, check=False, timeout=300)
-        if out.returncode != 0:
-            raise TestbedError(f"the hive-metastore init container {init['name']} failed (exit code "
-                               f"{out.returncode}):\n{out.stdout[-3000:]}")
+        (tmp / "aux-jars").mkdir()
+        run_init_container(cfg, "fetch-jdbc-driver", tmp)
         for p in tmp.iterdir():
             if p.name != "aux-jars":
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -161,9 +158,7 @@ def hive_aux_jars(cfg: dict) -> Path:
 def run_init_container(cfg: dict, name: str, base: Path) -> None:
     """Run one of the pod's init containers natively, with its files in `base` and its env, as the
     kubelet does before the metastore starts; its own error when it fails."""
-    init = next((c for c in cfg.get("init_containers") or [] if c["name"] == name), None)
-    if init is None:
-        raise TestbedError(f"the hive-metastore pod has no init container {name}")
+    init = init_container(cfg, name)
     paths = init["paths"]
     for pod, target in place_config(init, base).items():
         if pod.endswith(".sh"):
