@@ -15,11 +15,14 @@ from urllib.parse import urlencode
 
 import tenacity
 import urllib3
+import websocket
 from kubernetes import client, config
+from kubernetes.stream import ws_client
 
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
-from datamesh.kube import ApiError, Discovery, Resource, Transient, group_version_path, kubeconfig_path, reason, ref
+from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, group_version_path, kubeconfig_path, reason, ref,
+                           stream_tls)
 
 FIELD_MANAGER = "datamesh"
 USER_AGENT = "datamesh/0.1"
@@ -88,11 +91,7 @@ class Cluster:
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Transient(reason(exc)) from exc
-        text = data.decode() if isinstance(data, bytes) else (data or "")
-        try:
-            decoded = json.loads(text) if text else {}
-        except ValueError:
-            decoded = {"message": text[:200]}
+        decoded = answer_of(data)
         if 200 <= response.status < 300:
             return decoded
         if response.status in TRANSIENT_STATUS:
@@ -207,6 +206,31 @@ class Cluster:
 
     def _failed(self, action: str, obj: dict, exc: ApiError) -> DatameshError:
         return DatameshError(f"the API server refused to {action} {ref(obj)} ({exc.status}: {exc}).")
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def port_stream(self, namespace: str, pod: str, port: int) -> ws_client.PortForward:
+        """One TCP connection to a pod's port through the API server's port-forward (a websocket,
+        v4.channel.k8s.io, as the official client speaks it): read and write `.socket(port)`.
+
+        The handshake is bounded by `timeouts.api`. An answer other than 101 raises ApiError with
+        its status (404: the pod is gone); no answer raises Transient.
+        """
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}"
+        _, url, headers, _, _ = self.api.param_serialize("GET", path, header_params={}, auth_settings=["BearerToken"])
+        header = [f"sec-websocket-protocol: {ws_client.V4_CHANNEL_PROTOCOL}", f"user-agent: {USER_AGENT}"]
+        if "authorization" in headers:
+            header.append(f"authorization: {headers['authorization']}")
+        self.requests["PORTFORWARD"] = self.requests.get("PORTFORWARD", 0) + 1
+        stream = websocket.WebSocket(sslopt=stream_tls(self.api.configuration, url), skip_utf8_validation=True)
+        try:
+            stream.connect(ws_client.get_websocket_url(url), header=header, timeout=self.api_timeout)
+        except websocket.WebSocketBadStatusException as exc:
+            raise ApiError(exc.status_code, exc.status_message or "", answer_of(exc.resp_body)) from exc
+        except (websocket.WebSocketException, OSError) as exc:
+            raise Transient(reason(exc)) from exc
+        stream.settimeout(None)  # the client's proxy thread waits on select, never on the socket
+        return ws_client.PortForward(stream, [port])
 
     # -- facts used by the engine --------------------------------------------------------
 

@@ -6,9 +6,12 @@ the API's error answers and how a failed connection reads.
 
 from __future__ import annotations
 
+import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 
@@ -63,6 +66,33 @@ class Transient(Exception):
     """A failure worth retrying: the server or the connection may recover."""
 
 
+def answer_of(body: bytes | str | None) -> dict:
+    """An error answer's body as the API's Status dict (text that is not JSON becomes its message)."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else (body or "")
+    try:
+        answer = json.loads(text) if text else {}
+    except ValueError:
+        answer = {"message": text[:200]}
+    return answer if isinstance(answer, dict) else {"message": text[:200]}
+
+
+def stream_tls(settings: Any, url: str) -> dict:
+    """TLS options for a websocket to the API server, from the client's Configuration, as the
+    official client's own stream module sets them (CA, client certificate, server name)."""
+    import certifi
+
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_NONE}
+    if url.startswith("https://") and settings.verify_ssl:
+        options = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": settings.ssl_ca_cert or certifi.where()}
+        if settings.assert_hostname is not None:
+            options["check_hostname"] = settings.assert_hostname
+    for option, value in (("certfile", settings.cert_file), ("keyfile", settings.key_file),
+                          ("server_hostname", settings.tls_server_name)):
+        if value:
+            options[option] = value
+    return options
+
+
 def ref(obj: dict) -> str:
     """`Kind namespace/name`, the way every message names an object."""
     meta = obj.get("metadata", {})
@@ -94,3 +124,45 @@ def reason(exc: BaseException) -> str:
         if needle in text:
             return words
     return type(exc).__name__
+
+
+# -- port-forward: which pod and which port, as kubectl port-forward svc/NAME chooses ---------------
+
+
+def ready_since(pod: dict) -> str | None:
+    """When a running, undeleted pod became Ready (its condition's timestamp), else None."""
+    if pod["metadata"].get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
+        return None
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            return condition.get("lastTransitionTime") or ""
+    return None
+
+
+def pick_pod(pods: list[dict]) -> dict | None:
+    """The Ready pod kubectl would forward to: ready the longest, then fewest restarts, then oldest."""
+    def restarts(pod: dict) -> int:
+        return sum(s.get("restartCount", 0) for s in pod.get("status", {}).get("containerStatuses") or [])
+
+    ready = [pod for pod in pods if ready_since(pod) is not None]
+    ready.sort(key=lambda p: (ready_since(p), restarts(p), p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+    return ready[0] if ready else None
+
+
+def target_port(service: dict, port_name: str, pod: dict) -> int:
+    """The pod's port behind the Service port named `port_name` (a named targetPort looked up in the
+    pod's containers, as kube-proxy and kubectl do); ValueError naming what is missing."""
+    name = f"{service['metadata']['namespace']}/{service['metadata']['name']}"
+    port = next((p for p in service["spec"].get("ports") or [] if p.get("name", "") == port_name), None)
+    if port is None:
+        raise ValueError(f"Service {name} has no port named {port_name!r}")
+    target = port.get("targetPort", port["port"])
+    if isinstance(target, int):
+        return target
+    if target.isdigit():
+        return int(target)
+    for container in pod["spec"].get("containers") or []:
+        for container_port in container.get("ports") or []:
+            if container_port.get("name") == target:
+                return container_port["containerPort"]
+    raise ValueError(f"Service {name} targets port {target!r}, which pod {pod['metadata']['name']} does not name")
