@@ -91,12 +91,13 @@ def render(c, out="rendered", inventory=None, only=None, skip=None):
         print(path)
 
 
-@task(help={"inventory": INVENTORY_HELP})
+@task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
+            "check": "also use each service once through a port-forward of the Kubernetes API, with its login"})
 @_exits
-def status(c, inventory=None):
+def status(c, inventory=None, only=None, skip=None, check=False):
     """Show each component's objects and readiness, its addresses, and where its credentials are."""
-    if not statuses.run(*_selection(inventory), report.Reporter()):
-        raise Exit("some components are missing or not ready: run `invoke up`.", code=3)
+    if not statuses.run(*_selection(inventory, only, skip), report.Reporter(), check=check):
+        raise Exit("some components are missing, not ready or failed a check: see above, then run `invoke up`.", code=3)
 
 
 TESTBEDS = ("cluster", "services")
@@ -112,11 +113,19 @@ def _testbeds(only: str | None) -> list[str]:
 
 @task(name="up", help={"only": "cluster or services (default: both)"})
 def testbed_up(c, only=None):
-    """Start the test clusters: a real control plane with KWOK nodes, and the services run natively. Builds what is missing."""
+    """Start the test clusters: a real control plane with KWOK nodes, and the services run natively; both: joined. Builds what is missing."""
     import importlib
 
-    for name in _testbeds(only):
-        importlib.import_module(f"testbed.{name}").up()
+    from testbed.common import TestbedError
+
+    chosen = _testbeds(only)
+    try:
+        for name in chosen:
+            importlib.import_module(f"testbed.{name}").up()
+        if set(chosen) == set(TESTBEDS):  # the pods reach the programs: testbed/joined.py
+            importlib.import_module("testbed.joined").up()
+    except TestbedError as error:
+        raise Exit(f"error: {error}", code=1) from None
     print("testbed ready: run `. .testbed/env` to point datamesh and kubectl at it")
 
 
@@ -125,7 +134,10 @@ def testbed_down(c, only=None):
     """Stop the testbeds; nothing of them keeps running."""
     import importlib
 
-    for name in reversed(_testbeds(only)):
+    chosen = _testbeds(only)
+    if "cluster" in chosen and importlib.import_module("testbed.cluster").is_up():
+        importlib.import_module("testbed.joined").down()
+    for name in reversed(chosen):
         importlib.import_module(f"testbed.{name}").down()
 
 

@@ -16,9 +16,16 @@ from datamesh.role import Role
 from datamesh.wait import PREDICATES, readiness
 
 
-def run(inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
-    """`invoke status`: connect, then print the table; True when every object exists and is ready."""
-    return show(connect(inventory, reporter), inventory, selected, reporter)
+def run(inventory: Inventory, selected: list[Role], reporter: Reporter, check: bool = False) -> bool:
+    """`invoke status`: connect, print the table, and with `check` use each service once
+    (datamesh/checks.py); True when every object exists and is ready and every check passed."""
+    cluster = connect(inventory, reporter)
+    healthy = show(cluster, inventory, selected, reporter)
+    if check:
+        from datamesh import checks, endpoints  # the probes' clients only when checking
+
+        healthy = checks.run(endpoints.Endpoints(cluster, inventory), selected, reporter) and healthy
+    return healthy
 
 
 def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
