@@ -29,6 +29,10 @@ apart by userAgent (kubectl/..., kube-controller-manager/..., datamesh/...).
 PersistentVolumeClaims: there is no storage driver, so `up` creates a default
 StorageClass and starts a small provisioner loop (testbed/provisioner.py).
 
+KWOK's PortForward, Logs and Exec CRDs (and their Cluster* variants) are enabled,
+so the joined testbed (testbed/joined.py) can point pods at the native programs;
+a running cluster created without them is recreated by `up`.
+
 Settings: DATAMESH_TESTBED_KUBERNETES (release, default below),
 DATAMESH_TESTBED_KWOK, DATAMESH_TESTBED_CLUSTER (cluster name, default
 datamesh; its env file is then .testbed/env-NAME), DATAMESH_CACHE.
@@ -55,6 +59,7 @@ from testbed.kubebuild import K8S_VERSION, KWOK_VERSION, build, cached
 
 CLUSTER = os.environ.get("DATAMESH_TESTBED_CLUSTER", "datamesh")
 NODE = "datamesh-node"
+KWOK_CRDS = ("PortForward", "ClusterPortForward", "Exec", "ClusterExec", "Logs", "ClusterLogs")
 
 log = logger("testbed")
 
@@ -214,6 +219,12 @@ def is_up() -> bool:
     return kubectl("get", "--raw", "/readyz", "--request-timeout=2s", check=False).returncode == 0
 
 
+def has_kwok_crds() -> bool:
+    """True when the cluster was created with KWOK's PortForward, Exec and Logs CRDs."""
+    crds = [f"{kind.lower().removesuffix('s')}s.kwok.x-k8s.io" for kind in KWOK_CRDS]
+    return kubectl("get", "crd", *crds, "--request-timeout=5s", check=False).returncode == 0
+
+
 def server_version() -> str:
     return json.loads(kubectl("get", "--raw", "/version").stdout)["gitVersion"]
 
@@ -237,7 +248,7 @@ def up(timings: dict | None = None) -> Path:
     """Build what is missing, start the cluster, wait until its node is Ready; returns the kubeconfig."""
     timings = timings if timings is not None else {}
     bins = build(timings)
-    if is_up() and node_ready() and server_version() == K8S_VERSION:
+    if is_up() and node_ready() and server_version() == K8S_VERSION and has_kwok_crds():
         if stopped_components():
             restart_stopped()
         if not provisioner_running():
@@ -264,6 +275,7 @@ def up(timings: dict | None = None) -> Path:
             "--etcd-binary", str(bins["etcd"] / "etcd"),
             "--kwok-controller-binary", str(bins["kwok"] / "kwok"),
             "--kube-audit-policy", str(policy),
+            f"--enable-crds={','.join(KWOK_CRDS)}",
             "--wait", "60s",
         )
     with timed(timings, "apiserver ready"):
@@ -371,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the cluster; no process is left")
     sub.add_parser("env", help="print the shell exports for the running cluster")
     sub.add_parser("size", help="print the size of the cache")
-    sub.add_parser("provision")  # the PVC provisioner loop that `up` starts; not for people
+    sub.add_parser("provision")  # the loop `up` starts (PVs, the joined testbed's links); not for people
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
     try:
@@ -397,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, size in cache_size().items():
                 print(f"{name:40s} {size / 2**20:10.1f} MiB")
         elif args.command == "provision":
-            provisioner.provision_forever(kubeconfig_path())
+            from testbed import links  # it imports this module
+
+            provisioner.provision_forever(kubeconfig_path(), [provisioner.provision_once, links.link_once])
     except TestbedError as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 1

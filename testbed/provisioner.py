@@ -3,26 +3,21 @@ StorageClass "standard" (provisioner datamesh.local/testbed) and a small loop (i
 `python -m testbed.cluster provision`) that creates one hostPath PV, pre-bound by claimRef, for
 each pending PVC of that class; the PV controller in kube-controller-manager binds them as usual.
 A released PV of that class is deleted (reclaimPolicy Delete), like a real provisioner does.
+The same loop runs the joined testbed's link step (testbed/links.py): one background process.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
 from pathlib import Path
-
-import yaml
+from typing import Callable
 
 from testbed.common import REPO, TestbedError, logger, pid_alive, runs_from, stop_process
+from testbed.kubeapi import Api
 
 STORAGE_CLASS = "standard"
 PROVISIONER = "datamesh.local/testbed"
@@ -43,61 +38,6 @@ def storage_class_manifest() -> dict:
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }
-
-
-class Api:
-    """A minimal Kubernetes API client (stdlib only) from the testbed kubeconfig."""
-
-    USER_AGENT = "datamesh-testbed-provisioner"
-
-    def __init__(self, kubeconfig: Path):
-        cfg = yaml.safe_load(kubeconfig.read_text())
-        context = _named(cfg["contexts"], cfg["current-context"])["context"]
-        cluster = _named(cfg["clusters"], context["cluster"])["cluster"]
-        user = _named(cfg["users"], context["user"])["user"]
-        url = urllib.parse.urlsplit(cluster["server"])
-        self.host, self.port, self.scheme = url.hostname, url.port, url.scheme
-        self.ssl = None
-        if self.scheme == "https":
-            self.ssl = ssl.create_default_context(cafile=_file(cluster, "certificate-authority"))
-            if "client-certificate" in user or "client-certificate-data" in user:
-                self.ssl.load_cert_chain(_file(user, "client-certificate"), _file(user, "client-key"))
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        if self.scheme == "https":
-            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ssl, timeout=10)
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers={
-                "Accept": "application/json", "Content-Type": "application/json",
-                "User-Agent": self.USER_AGENT,
-            })
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, json.loads(data) if data else {}
-        finally:
-            conn.close()
-
-    def items(self, path: str) -> list[dict]:
-        status, body = self.call("GET", path)
-        if status != 200:
-            raise TestbedError(f"GET {path}: HTTP {status} {body.get('message', '')}")
-        return body["items"]
-
-
-def _named(entries: list[dict], name: str) -> dict:
-    return next(e for e in entries if e["name"] == name)
-
-
-def _file(section: dict, key: str) -> str:
-    """A kubeconfig credential as a file path (inline *-data is written to a private temp file)."""
-    if key in section:
-        return section[key]
-    fd, path = tempfile.mkstemp(prefix="testbed-cred-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(base64.b64decode(section[f"{key}-data"]))
-    return path
 
 
 def provision_once(api: Api) -> list[str]:
@@ -149,16 +89,21 @@ def provision_once(api: Api) -> list[str]:
     return actions
 
 
-def provision_forever(kubeconfig: Path, interval: float = 0.5) -> None:
-    """The provisioner loop run by `up`; ends on SIGTERM or when the cluster is deleted."""
+def provision_forever(kubeconfig: Path, steps: list[Callable[[Api], list[str]]] | None = None,
+                      interval: float = 0.5) -> None:
+    """The loop run by `up`: each step (default: provision_once) every `interval` seconds, each
+    logging its actions; a failing step is logged and does not stop the others. Ends on SIGTERM
+    or when the cluster is deleted."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     api = Api(kubeconfig)
+    steps = steps or [provision_once]
     while kubeconfig.exists():
-        try:
-            for action in provision_once(api):
-                log(action)
-        except (OSError, http.client.HTTPException, ValueError, KeyError, TestbedError) as exc:
-            log(f"provisioner: {exc}")
+        for step in steps:
+            try:
+                for action in step(api):
+                    log(action)
+            except Exception as exc:
+                log(f"{step.__module__.rpartition('.')[2]}: {type(exc).__name__}: {exc}")
         time.sleep(interval)
 
 
