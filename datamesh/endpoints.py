@@ -192,9 +192,9 @@ class Forward:
             except kube.Transient as exc:
                 self.failure = self.lost(f"the API server did not open the stream within {self.cluster.api_timeout} s ({exc})")
                 return
-            relay(client, stream.socket(self.port))
+            answered = relay(client, stream.socket(self.port))
             error = stream.error(self.port)
-            if error:
+            if error and not answered:  # after an answer, an error is the program closing its side
                 self.failure = self.lost(f"the pod's end answered: {error.strip()}")
         finally:
             if stream is not None:
@@ -216,20 +216,19 @@ class Forward:
         self._accepting.join(timeout=5)
 
 
-def relay(one: socket.socket, other) -> None:
-    """Copy bytes both ways until either side closes."""
+def relay(one: socket.socket, other) -> bool:
+    """Copy bytes both ways until either side closes; True when `other` sent anything."""
     peers = {one.fileno(): other, other.fileno(): one}
-    sockets = [one, other]
+    answered = False
     while True:
-        readable, _, _ = select.select(sockets, [], [])
+        readable, _, _ = select.select([one, other], [], [])
         for sock in readable:
             try:
                 data = sock.recv(CHUNK)
+                if data:
+                    peers[sock.fileno()].sendall(data)
             except OSError:
-                return
+                return answered
             if not data:
-                return
-            try:
-                peers[sock.fileno()].sendall(data)
-            except OSError:
-                return
+                return answered
+            answered = answered or sock is other
