@@ -31,6 +31,21 @@ REQUEST_TIMEOUT = (5, 60)
 PING_ATTEMPT_SECONDS = 3
 
 
+class PortStream(ws_client.PortForward):
+    """The official client's port-forward, whose local end always closes when its thread ends:
+    upstream's thread can die on a TLS error (the server dropping a connection mid-upload) and
+    leave the local socket open, so whoever reads it would wait forever."""
+
+    def _proxy(self) -> None:
+        try:
+            super()._proxy()
+        except (OSError, websocket.WebSocketException):
+            pass  # the stream was dropped; its local end closes below, and the client sees that
+        finally:
+            for port in self.local_ports.values():
+                port.python.close()
+
+
 class Cluster:
     """A connection to one kube context; every API call of the tool goes through it."""
 
@@ -230,7 +245,7 @@ class Cluster:
         except (websocket.WebSocketException, OSError) as exc:
             raise Transient(reason(exc)) from exc
         stream.settimeout(None)  # the client's proxy thread waits on select, never on the socket
-        return ws_client.PortForward(stream, [port])
+        return PortStream(stream, [port])
 
     # -- facts used by the engine --------------------------------------------------------
 
