@@ -1,4 +1,4 @@
-"""datamesh's command line: `invoke up`, `down`, `plan`, `render`, `status`.
+"""datamesh's command line: `invoke up`, `seed`, `down`, `plan`, `render`, `status`.
 
 Each task parses its arguments, makes one engine call and finishes; how a task finishes is written
 once below: `_exits` turns an error a user can fix into its sentence and exit code 1, `_finish`
@@ -100,6 +100,41 @@ def status(c, inventory=None, only=None, skip=None, check=False):
         raise Exit("some components are missing, not ready or failed a check: see above, then run `invoke up`.", code=3)
 
 
+def _scale(text: str) -> float:
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = 0.0
+    if not 0 < scale < float("inf"):
+        raise Exit(f"error: --scale must be a positive number (1 = about 10k customers and 50k orders), not {text!r}.", code=1)
+    return scale
+
+
+def _seed_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise Exit(f"error: --seed must be a whole number (the same number makes the same data), not {text!r}.", code=1) from None
+
+
+@task(help={"seed": "random seed: the same seed and scale make the same data (default 42)",
+            "scale": "size: 1 = about 10k customers, 50k orders, 20k leads, 60 campaigns; linear (default 1)",
+            "only": "comma-separated steps: postgres, lake, hive (default: all)",
+            "reset": "replace the sample tables and files even when they hold rows seed did not write (asks first)",
+            "yes": "answer the --reset confirmation with yes (needed without a terminal)",
+            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
+@_exits
+def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=None, report_json=None):
+    """Load the sample data set into both source databases, the data lake and Hive. Re-running changes nothing."""
+    from datamesh import sampledata, seed as seeding
+
+    data = sampledata.Dataset(seed=_seed_number(str(seed)), scale=_scale(str(scale)))
+    reporter = report.Reporter()
+    results = seeding.seed(inventories.load(inventory), reporter, data=data, only=playbooks.parse_list(only),
+                           reset=reset, yes=yes)
+    _finish(reporter, results, report_json)
+
+
 TESTBEDS = ("cluster", "services")
 
 
@@ -161,4 +196,4 @@ def cluster_config(c, for_=None, inventory=None):
 
 
 testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, down, plan, render, status, images, cluster_config, testbed)
+namespace = Collection(up, down, plan, render, status, seed, images, cluster_config, testbed)

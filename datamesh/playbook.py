@@ -35,7 +35,8 @@ class Playbook:
         return [r.name for r in self.roles]
 
 
-def load(name: str) -> Playbook:
+def role_names(name: str) -> list[str]:
+    """The roles `playbooks/<name>.yml` lists, in order."""
     path = PLAYBOOK_DIR / f"{name}.yml"
     try:
         data = yaml.safe_load(path.read_text())
@@ -43,7 +44,12 @@ def load(name: str) -> Playbook:
         raise DatameshError(f"playbook {shown(path)} cannot be read ({exc.strerror}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("roles"), list):
         raise DatameshError(f"playbook {shown(path)} must be a mapping with a 'roles:' list.")
-    loaded = [roles.load(str(n)) for n in data["roles"]]
+    return [str(n) for n in data["roles"]]
+
+
+def load(name: str) -> Playbook:
+    path = PLAYBOOK_DIR / f"{name}.yml"
+    loaded = [roles.load(n) for n in role_names(name)]
     seen: set[str] = set()
     for role in loaded:
         missing = [d for d in role.depends_on if d not in seen]

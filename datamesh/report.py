@@ -46,6 +46,21 @@ class Reporter:
             self._last_wait[key] = why
             self.line(f"  waiting: {key} ({why}) at {time.monotonic() - self.started:.0f}s")
 
+    def progress(self, what: str, done: int, total: int, seconds: float, final: bool = False) -> None:
+        """Rows of a load: a bar redrawn in place on a terminal; elsewhere only the final line."""
+        rate = f"{done / seconds:,.0f} rows/s" if seconds > 0 else ""
+        if final:
+            end = "\r" + " " * 100 + "\r" if self.live else ""
+            print(f"{end}  rows:    {what} {done:,} in {seconds:.1f}s ({rate})", file=self.stream, flush=True)
+        elif self.live:
+            filled = int(30 * done / total) if total else 30
+            print(f"\r  {what[:40]:<40} [{'#' * filled:<30}] {done:,}/{total:,} {rate}", end="", file=self.stream, flush=True)
+
+    @property
+    def live(self) -> bool:
+        """True on a terminal, where progress is redrawn in place."""
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
+
     def recap(self, results: list[Result]) -> None:
         self.line("\nRECAP " + "*" * 60)
         width = max((len(r.role) for r in results), default=10)

@@ -9,6 +9,7 @@ runs the steps the same way for every role, so roles stay data; a role's own che
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
@@ -80,16 +81,24 @@ class Role:
 
 
 def load(name: str) -> Role:
-    path = ROLES_DIR / name / "render.py"
-    if not path.is_file():
-        known = ", ".join(sorted(p.name for p in ROLES_DIR.iterdir() if (p / "render.py").is_file()))
-        raise DatameshError(f"there is no role '{name}' (no {path.relative_to(ROOT)}); roles are: {known}.")
-    spec = importlib.util.spec_from_file_location(f"datamesh_roles.{name.replace('-', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(name, "render")
     if not callable(getattr(module, "render", None)):
-        raise DatameshError(f"{path.relative_to(ROOT)} defines no render(vars) function.")
+        raise DatameshError(f"roles/{name}/render.py defines no render(vars) function.")
     return Role(name, module)
+
+
+def load_module(name: str, part: str) -> ModuleType:
+    """roles/<name>/<part>.py (render, seed, verify) as a module."""
+    path = ROLES_DIR / name / f"{part}.py"
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in ROLES_DIR.iterdir() if (p / f"{part}.py").is_file()))
+        raise DatameshError(f"there is no role '{name}' with a {part}.py (no {path.relative_to(ROOT)}); "
+                            f"roles with one: {known}.")
+    spec = importlib.util.spec_from_file_location(f"datamesh_roles.{name.replace('-', '_')}.{part}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there while it executes
+    spec.loader.exec_module(module)
+    return module
 
 
 def _check_shape(role: str, obj: dict) -> None:

@@ -87,11 +87,11 @@ def audit(cluster_testbed) -> Audit:
 
 @pytest.fixture(scope="session")
 def datamesh(env, tmp_path_factory):
-    """Run `invoke <task> ...` as a user would; `up` and `down` also return their JSON report."""
+    """Run `invoke <task> ...` as a user would; `up`, `down` and `seed` also return their JSON report."""
     def run(task: str, *args: str, extra_env: dict | None = None, timeout: int = HANG_GUARD) -> Run:
         report_path = tmp_path_factory.mktemp("report") / "report.json"
         command = [sys.executable, "-m", "invoke", task, *args]
-        if task in ("up", "down"):
+        if task in ("up", "down", "seed"):
             command += ["--report-json", str(report_path)]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                                 env={**env, **(extra_env or {})})

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from datamesh import probes
+from datamesh import inventory, probes
+from datamesh.cluster import Cluster
+from datamesh.endpoints import Endpoints
 from testbed import services as svc
 from testbed.common import TestbedError
 from testbed.rendered import config_from_render
@@ -93,3 +95,29 @@ def s3(config):
 def remove_prefix(client, bucket: str, prefix: str) -> None:
     for o in client.list_objects(bucket, prefix, recursive=True):
         client.remove_object(bucket, o.object_name)
+
+
+# ------------------------------------------------------------------ the joined testbed
+
+
+@pytest.fixture(scope="session")
+def joined(testbed, cluster_testbed, datamesh):
+    """Both testbeds joined, and the platform converged on the cluster testbed by `invoke up`.
+    Links this session made are removed at its end; a developer's joined testbed stays joined."""
+    from testbed import joined as link
+
+    joined_before = link.status()["joined"]
+    link.up()
+    run = datamesh("up", "--inventory", "testbed")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    yield run
+    if not joined_before:
+        link.down()
+
+
+@pytest.fixture(scope="session")
+def reach(joined, cluster_testbed) -> Endpoints:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(cluster_testbed))
+        inv = inventory.load("testbed")
+        yield Endpoints(Cluster(inv), inv)

@@ -15,36 +15,11 @@ import uuid
 
 import pytest
 
-from datamesh import inventory, probes
-from datamesh.cluster import Cluster
-from datamesh.endpoints import Endpoints
+from datamesh import probes
 from datamesh.errors import DatameshError
 from datamesh.manifests import platform
 
 POSTGRES = [f"postgres-{pg['key']}" for pg in platform()["postgres"]]
-
-
-@pytest.fixture(scope="module")
-def joined(testbed, cluster_testbed, datamesh):
-    """Both testbeds joined, and the platform converged on the cluster testbed by `invoke up`.
-    Links this module made are removed at its end; a developer's joined testbed stays joined."""
-    from testbed import joined as link
-
-    joined_before = link.status()["joined"]
-    link.up()
-    run = datamesh("up", "--inventory", "testbed")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    yield run
-    if not joined_before:
-        link.down()
-
-
-@pytest.fixture(scope="module")
-def reach(joined, cluster_testbed) -> Endpoints:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KUBECONFIG", str(cluster_testbed))
-        inv = inventory.load("testbed")
-        yield Endpoints(Cluster(inv), inv)
 
 
 def test_up_converges_on_the_joined_testbed(joined):
