@@ -19,8 +19,8 @@ the prefix, unless the run resets (`ctx.reset`), which deletes them. Directory m
 ending in "/", which S3A and the metastore may create) are not data and are left alone.
 """
 
-# no `from __future__ import annotations`: role modules are loaded outside sys.modules
-# (datamesh/role.py load_module), where dataclasses cannot resolve string annotations
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import os
