@@ -25,10 +25,8 @@ import time
 import uuid
 from typing import Iterator
 
-from datamesh import inventory, probes
-from datamesh.cluster import Cluster
-from datamesh.endpoints import Endpoints
-from datamesh.errors import DatameshError
+from benchmarks import joined
+from datamesh import probes
 from testbed import cluster as testbed
 
 
@@ -67,15 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args(argv)
-    os.environ.setdefault("KUBECONFIG", str(testbed.kubeconfig_path()))
-    inv = inventory.load("testbed")
-    try:
-        reach = Endpoints(Cluster(inv), inv)
-        login = reach.login("minio")
-        reach.pod("minio")
-    except DatameshError as error:
-        sys.exit(f"{error}\nstart the joined testbed first: invoke testbed.up && . .testbed/env && invoke up --inventory testbed")
-    bucket = inv["minio"]["bucket"]
+    reach, login = joined.reach("minio")
+    bucket = reach.inventory["minio"]["bucket"]
     direct = "minio.data-platform.svc.cluster.local:9000"  # the service testbed's address of the S3 server
     payload = os.urandom(args.megabytes * 2**20)
     key = f"processed/benchmark-{uuid.uuid4().hex}"

@@ -29,14 +29,12 @@ import uuid
 import psycopg2
 from psycopg2 import sql
 
-from datamesh import inventory, sampledata
-from datamesh.cluster import Cluster
-from datamesh.endpoints import Endpoints, Login
-from datamesh.errors import DatameshError
+from benchmarks import joined
+from datamesh import sampledata
+from datamesh.endpoints import Login
 from datamesh.report import Reporter
 from datamesh.role import load_module
 from datamesh.seed import Context
-from testbed import cluster as testbed
 
 ENDPOINT, DATABASE = "postgres-sales", "sales_db"
 DIRECT = ("postgres-sales.data-platform.svc.cluster.local", 5432)  # the service testbed's address of it
@@ -119,14 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    os.environ.setdefault("KUBECONFIG", str(testbed.kubeconfig_path()))
-    inv = inventory.load("testbed")
-    try:
-        reach = Endpoints(Cluster(inv), inv)
-        login = reach.login(ENDPOINT)
-        reach.pod(ENDPOINT)
-    except DatameshError as error:
-        sys.exit(f"{error}\nstart the joined testbed first: invoke testbed.up && . .testbed/env && invoke up --inventory testbed")
+    reach, login = joined.reach(ENDPOINT)
     data = sampledata.Dataset(42, args.scale)
     ctx = Context(data, reach, Reporter(io.StringIO()))
     rows = sum(data.rows(t.name) for t in TABLES)
