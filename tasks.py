@@ -112,9 +112,12 @@ def _scale(text: str) -> float:
 
 def _seed_number(text: str) -> int:
     try:
-        return int(text)
+        seed = int(text)
     except ValueError:
-        raise Exit(f"error: --seed must be a whole number (the same number makes the same data), not {text!r}.", code=1) from None
+        seed = -1
+    if seed < 0:
+        raise Exit(f"error: --seed must be a whole number, 0 or more (the same number makes the same data), not {text!r}.", code=1)
+    return seed
 
 
 @task(help={"seed": "random seed: the same seed and scale make the same data (default 42)",

@@ -34,6 +34,7 @@ def test_only_picks_steps_and_an_unknown_step_is_refused_with_the_known_ones():
     (["--scale", "abc"], "--scale must be a positive number (1 = about 10k customers and 50k orders), not 'abc'."),
     (["--scale", "nan"], "--scale must be a positive number"),
     (["--seed", "x1"], "--seed must be a whole number"),
+    (["--seed", "-1"], "--seed must be a whole number, 0 or more"),
     (["--only", "postgres,nope"], "--only names nope; seed's steps are: postgres, lake, hive."),
     (["--reset"], "--reset replaces every row and file of the sample tables, yours too, and needs a confirmation"),
 ])
