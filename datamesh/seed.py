@@ -25,7 +25,7 @@ from datamesh.endpoints import Endpoints
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
 from datamesh.report import Reporter
-from datamesh.role import ObjectResult, Result, load_module
+from datamesh.role import Result, load_module
 from datamesh.wait import PREDICATES, readiness
 
 if TYPE_CHECKING:  # pyarrow loads only when a step runs
