@@ -15,7 +15,8 @@ import re
 
 import pyarrow as pa
 
-from datamesh import probes, sampledata
+from datamesh import sampledata, trino
+from datamesh.trino import literal, quote
 from datamesh.errors import DatameshError
 from datamesh.role import ObjectResult
 
@@ -24,7 +25,7 @@ NEEDS = ["minio", "hive-metastore", "trino"]
 
 CATALOG, SCHEMA = "hive", "raw"
 NAMESPACE = f"{CATALOG}.{SCHEMA}"
-USER = "admin"
+HINT = "check the trino and hive-metastore roles with `invoke status`"
 FORMAT = "PARQUET"
 
 
@@ -62,14 +63,6 @@ def schema_location(bucket: str) -> str:
 
 def qualified(table) -> str:
     return f"{NAMESPACE}.{quote(table.name)}"
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def create_schema_sql(bucket: str) -> str:
@@ -124,18 +117,6 @@ def decide(wanted: list[tuple[str, str]], live: list[tuple[str, str]] | None, cr
 
 # -- through Trino ------------------------------------------------------------------------------
 
-class Trino:
-    def __init__(self, url: str):
-        self.url = url
-
-    def __call__(self, sql: str, what: str) -> list[list]:
-        try:
-            return probes.trino_query(self.url, sql, user=USER)
-        except probes.ProbeError as exc:
-            raise DatameshError(f"{what} failed: {exc}; check the trino and hive-metastore roles with "
-                                "`invoke status`.") from exc
-
-
 def live_columns(query) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = {}
     for table_name, column, kind in query(COLUMNS_SQL, f"listing the columns of {NAMESPACE}"):
@@ -147,8 +128,7 @@ def seed(ctx) -> list[ObjectResult]:
     bucket = ctx.inventory["minio"]["bucket"]
     tables = list(sampledata.TABLES.values())
     results: list[ObjectResult] = []
-    with ctx.reach.open("trino") as (host, port):
-        query = Trino(f"http://{host}:{port}")
+    with trino.connect(ctx.reach, HINT) as query:
         schemas = {row[0] for row in query(f"SHOW SCHEMAS FROM {CATALOG}", f"listing the schemas of {CATALOG}")}
         if SCHEMA not in schemas:
             query(create_schema_sql(bucket), f"creating the schema {NAMESPACE}")

@@ -21,7 +21,6 @@ ending in "/", which S3A and the metastore may create) are not data and are left
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -29,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from datamesh import probes, sampledata
+from datamesh import lake, sampledata
+from datamesh.lake import s3_errors
 from datamesh.errors import DatameshError
 from datamesh.role import ObjectResult
 
@@ -158,36 +158,6 @@ def generate(ctx, table, folder: Path) -> list[Generated]:
 
 # -- the object store ---------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def s3_errors(bucket: str, key: str, doing: str):
-    """Any failure of the S3 client as one sentence naming the bucket and key."""
-    import urllib3
-    from minio.error import MinioException, S3Error
-
-    try:
-        yield
-    except S3Error as exc:
-        if exc.code == "NoSuchBucket":
-            raise DatameshError(missing_bucket(bucket)) from exc
-        raise DatameshError(f"the object store refused to {doing} s3://{bucket}/{key}: {exc.code} ({exc.message}); "
-                            f"check the minio role with `invoke status`.") from exc
-    except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise DatameshError(f"the object store did not {doing} s3://{bucket}/{key}: {exc}; "
-                            f"check the minio role with `invoke status` and re-run.") from exc
-
-
-def missing_bucket(bucket: str) -> str:
-    return f"the bucket {bucket} does not exist in the object store: run `invoke up` (the minio role makes it)."
-
-
-def client(host: str, port: int, user: str, password: str):
-    import urllib3
-
-    retries = urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=[500, 502, 503, 504])
-    pool = urllib3.PoolManager(timeout=urllib3.Timeout(connect=30, read=300), maxsize=8, retries=retries)
-    return probes.s3_client(f"{host}:{port}", user, password, http_client=pool)
-
-
 def stat(s3, bucket: str, key: str) -> Live | None:
     from minio.error import S3Error
 
@@ -229,16 +199,10 @@ def clear_prefixes(ctx, s3, bucket: str, tables) -> list[ObjectResult]:
 
 
 def seed(ctx) -> list[ObjectResult]:
-    bucket = ctx.inventory["minio"]["bucket"]
     fingerprint = ctx.data.fingerprint
     tables = list(sampledata.TABLES.values())
-    login = ctx.reach.login("minio")
     results: list[ObjectResult] = []
-    with ctx.reach.open("minio") as (host, port):
-        s3 = client(host, port, login.user, login.password)
-        with s3_errors(bucket, "", "check"):
-            if not s3.bucket_exists(bucket):
-                raise DatameshError(missing_bucket(bucket))
+    with lake.bucket(ctx.reach) as (s3, bucket):
         results += clear_prefixes(ctx, s3, bucket, tables)
         with tempfile.TemporaryDirectory(prefix="datamesh-lake-") as tmp:
             for table in tables:
