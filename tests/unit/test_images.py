@@ -38,6 +38,10 @@ def test_user_image_is_pinned_and_brings_the_tools():
     lock = {name.lower().replace("_", "-"): v for name, v in (l.split("==") for l in locked)}
     for name, version in pins.items():
         assert lock[name] == version, name
+    tool = dict(l.split("#")[0].strip().split("==") for l in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in l and not l.startswith("#"))
+    for name in ("dbt-core", "dbt-trino", "trino", "pyarrow"):  # users build the products as `invoke seed` does
+        assert pins[name] == tool[name], name
 
 
 class Runs:
