@@ -122,13 +122,14 @@ def _seed_number(text: str) -> int:
 
 @task(help={"seed": "random seed: the same seed and scale make the same data (default 42)",
             "scale": "size: 1 = about 10k customers, 50k orders, 20k leads, 60 campaigns; linear (default 1)",
-            "only": "comma-separated steps: postgres, lake, hive (default: all)",
+            "only": "comma-separated steps: postgres, lake, hive, dbt, docs (default: all)",
             "reset": "replace the sample tables and files even when they hold rows seed did not write (asks first)",
             "yes": "answer the --reset confirmation with yes (needed without a terminal)",
             "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
 @_exits
 def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=None, report_json=None):
-    """Load the sample data set into both source databases, the data lake and Hive. Re-running changes nothing."""
+    """Load the sample data set (source databases, data lake, Hive), build the data products with dbt and publish
+    their docs. Re-running changes nothing."""
     from datamesh import sampledata, seed as seeding
 
     data = sampledata.Dataset(seed=_seed_number(str(seed)), scale=_scale(str(scale)))

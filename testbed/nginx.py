@@ -1,13 +1,17 @@
-"""nginx for the dbt docs: dbt-docs.data-platform (80 -> 8080, NodePort 30084).
+"""nginx for the dbt docs: dbt-docs.data-platform (80 -> 8080, NodePort 30084), and the pod's
+sync container, which copies the docs `invoke seed` publishes in the object store into the site.
 
 Differences from the pod (and why): Debian's nginx-light (1.22) instead of nginx-unprivileged 1.27
 (alpine); the image's nginx.conf is replaced by an equivalent one (NGINX_MAIN) that includes the
 server configs, whose `listen` lines are narrowed to the service address (IPv6 listens dropped)
 and whose pod paths (/usr/share/nginx/html, /usr/share/nginx/placeholder) point at the run folder.
+The sync container's rendered script runs unchanged with the AWS CLI v1 from PyPI (the bucket
+Job's, testbed/objectstore.py) instead of the image's v2; its site and HOME are run folders.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -17,7 +21,8 @@ from string import Template
 from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
 from testbed.common import apt_install, logger, run, wait_until
-from testbed.native import base_env, place_config, translate_text
+from testbed.native import base_env, native_command, native_env, native_path, place_config, translate_text
+from testbed.objectstore import install_awscli
 from testbed.processes import Procs, run_dir
 
 NGINX = Path("/usr/sbin/nginx")
@@ -102,4 +107,15 @@ def start(procs: Procs, cfg: dict) -> float:
     wait_until(f"nginx {svc['host']}:{svc['target_port']}",
                lambda: probes.http_get(f"http://{svc['host']}:{svc['target_port']}/")[0] == 200, 20, p,
                base / "logs" / "error.log")
+    start_sync(procs, cfg["sync"], base)
     return time.monotonic() - t0
+
+
+def start_sync(procs: Procs, sync: dict, base: Path) -> None:
+    """The sync container: its rendered command and env, the AWS CLI from PyPI first on PATH."""
+    paths = sync["paths"]
+    for pod_dir in paths:
+        native_path(pod_dir, paths, base).mkdir(parents=True, exist_ok=True)
+    env = base_env(native_env(sync, base))
+    env["PATH"] = f"{install_awscli() / 'bin'}{os.pathsep}{env['PATH']}"
+    procs.start("docs-sync", native_command(sync, base), env=env, cwd=base, log_file=base / "logs" / "sync.log")

@@ -73,6 +73,10 @@ NGINX_PATHS = {
     "/usr/share/nginx/placeholder": "placeholder",            # the dbt-docs-placeholder ConfigMap
     "/usr/share/nginx/html": "html",                          # the dbt-docs-site volume seed publishes into
 }
+DOCS_SYNC_PATHS = {
+    "/usr/share/nginx/html": "html",                          # the same site volume, written by the sync container
+    "/tmp": "sync-home",                                      # its emptyDir, its HOME
+}
 
 # Variables a container gets from its image (Dockerfile ENV) that the rendered files rely on.
 IMAGE_ENV = {
@@ -406,6 +410,7 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
     nginx = {
         **container_config(objs, docs_d, docs_c, NGINX_PATHS),
         "service": service_ports(objs, "dbt-docs", platform_ns, docs_d, docs_c),
+        "sync": container_config(objs, docs_d, container(docs_d, "sync"), DOCS_SYNC_PATHS),
     }
 
     return {

@@ -44,7 +44,7 @@ ENDPOINT = {"sales": "postgres-sales", "marketing": "postgres-marketing"}
 def test_seed_loads_every_table_and_reports_it_like_up(seeded, data):
     assert seeded.totals["failed"] == 0
     steps = {role["name"]: role for role in seeded.report["roles"]}
-    assert list(steps) == ["postgres", "lake", "hive"]
+    assert list(steps) == ["postgres", "lake", "hive", "dbt", "docs"]
     loaded = {o["name"] for o in steps["postgres"]["objects"]}
     assert loaded == set(sampledata.TABLES)
 

@@ -5,9 +5,14 @@ nginx's config is checked against the mounts and probes around it.
 
 from __future__ import annotations
 
+import copy
 import re
 
+import pytest
+
 from datamesh import ROOT
+from datamesh.errors import DatameshError
+from datamesh.role import load
 from tests.unit.helpers import find, pod_spec
 
 
@@ -55,3 +60,28 @@ def test_placeholder_says_how_to_generate_the_docs():
     assert "not been generated yet" in page
     for hint in ("invoke seed", "dbt docs generate", "index.html", "manifest.json", "catalog.json"):
         assert hint in page
+
+
+def test_the_sync_container_copies_the_published_docs_from_the_bucket_into_the_site(dd, docker_desktop):
+    spec = pod_spec(find(dd["dbt-docs"], "Deployment", "dbt-docs"))
+    sync = next(c for c in spec["containers"] if c["name"] == "sync")
+    assert sync["image"] == docker_desktop["images"]["s3-cli"]  # the bucket Job's AWS CLI image
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in sync["env"]}
+    assert env["S3_ENDPOINT"] == "http://minio.data-platform.svc.cluster.local:9000"
+    assert env["BUCKET"] == "datalake" and env["PREFIX"] == "_datamesh/dbt-docs/" and env["INTERVAL"] == "15"
+    assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "minio-credentials", "key": "root-user"}}
+    nginx_site = next(m for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == env["SITE"])
+    assert any(m["name"] == nginx_site["name"] for m in sync["volumeMounts"])
+    assert sync["command"][:2] == ["/bin/sh", "-c"]
+    assert sync["command"][2] == (ROOT / "files" / "dbt-docs" / "sync-docs.sh").read_text()
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"prefix": "/docs/"}, "dbt_docs.prefix"), ({"prefix": "docs"}, "dbt_docs.prefix"),
+    ({"sync_seconds": 0}, "dbt_docs.sync_seconds"), ({"sync_seconds": "15"}, "dbt_docs.sync_seconds"),
+])
+def test_a_bad_docs_setting_is_refused_naming_its_key(docker_desktop, settings, key):
+    vars = copy.deepcopy(docker_desktop.vars)
+    vars["dbt_docs"].update(settings)
+    with pytest.raises(DatameshError, match=re.escape(key)):
+        load("dbt-docs").render(vars)

@@ -17,14 +17,14 @@ NO_CLUSTER = {"KUBECONFIG": "/nonexistent/kubeconfig", "DATAMESH_INVENTORY": "te
 
 def test_seed_steps_run_in_playbook_order_and_need_their_components():
     steps = seeding.steps()
-    assert [s.name for s in steps] == ["postgres", "lake", "hive"]
-    assert [s.role for s in steps] == ["postgres", "minio", "hive-metastore"]
+    assert [s.name for s in steps] == ["postgres", "lake", "hive", "dbt", "docs"]
+    assert [s.role for s in steps] == ["postgres", "minio", "hive-metastore", "trino", "dbt-docs"]
     assert set(steps[2].needs) >= {"minio", "hive-metastore", "trino"}
 
 
 def test_only_picks_steps_and_an_unknown_step_is_refused_with_the_known_ones():
     assert [s.name for s in seeding.steps(["hive", "postgres"])] == ["postgres", "hive"]
-    with pytest.raises(DatameshError, match=r"--only names nope; seed's steps are: postgres, lake, hive\."):
+    with pytest.raises(DatameshError, match=r"--only names nope; seed's steps are: postgres, lake, hive, dbt, docs\."):
         seeding.steps(["postgres", "nope"])
 
 
@@ -35,7 +35,7 @@ def test_only_picks_steps_and_an_unknown_step_is_refused_with_the_known_ones():
     (["--scale", "nan"], "--scale must be a positive number"),
     (["--seed", "x1"], "--seed must be a whole number"),
     (["--seed", "-1"], "--seed must be a whole number, 0 or more"),
-    (["--only", "postgres,nope"], "--only names nope; seed's steps are: postgres, lake, hive."),
+    (["--only", "postgres,nope"], "--only names nope; seed's steps are: postgres, lake, hive, dbt, docs."),
     (["--reset"], "--reset replaces every row and file of the sample tables, yours too, and needs a confirmation"),
 ])
 def test_bad_arguments_are_refused_in_one_sentence_before_anything_connects(args, sentence):
