@@ -1,24 +1,33 @@
-"""JupyterHub 4.1.6 (PyPI, with jupyterhub-kubespawner and jupyterlab, in a venv of its own) and
-configurable-http-proxy 4.6.1 (npm): the hub on hub.jupyterhub (8081), the proxy on proxy-api
-(8001) and proxy-public (80 -> 8000, NodePort 30080).
+"""JupyterHub 4.1.6 and configurable-http-proxy 4.6.1 (npm): the hub on hub.jupyterhub (8081), the
+proxy on proxy-api (8001) and proxy-public (80 -> 8000, NodePort 30080).
+
+The hub and the users' servers run in one venv holding the user image's Python environment
+(files/images/jupyterhub-dbt: requirements.txt with constraints.txt, so JupyterHub, JupyterLab,
+dbt, pandas, the clients), plus jupyterhub-kubespawner so the config's KubeSpawner settings load.
 
 Differences from the pod (and why): the role's jupyterhub_config.py is loaded unchanged with the
 hub container's env, then a testbed file sets a local spawner (jupyterhub's
 SimpleLocalProcessSpawner, single-user servers as root with --allow-root, homes in the run folder),
 binds the hub to its service address instead of 0.0.0.0 and maps /srv/jupyterhub to the run
-folder. KubeSpawner is installed so the config's KubeSpawner settings load. The proxy runs the
-proxy pod's command with --ip/--api-ip narrowed from 0.0.0.0 to the proxy-public and proxy-api
-addresses.
+folder. What KubeSpawner would put in the user's pod is done for the local server: the init
+containers' commands run before it starts (pre_spawn_hook), with their mounts mapped to the
+user's home and to the starter files' ConfigMap written out; the environment's secretKeyRefs are
+resolved from the rendered Secret and `{username}` is expanded. The proxy runs the proxy pod's
+command with --ip/--api-ip narrowed from 0.0.0.0 to the proxy-public and proxy-api addresses.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import sys
 import time
 from pathlib import Path
 from string import Template
+
+from datamesh import ROOT
 
 from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
@@ -28,15 +37,23 @@ from testbed.processes import MARKER_VAR, Procs, run_dir
 
 JUPYTERHUB_VERSION = "4.1.6"
 KUBESPAWNER_VERSION = "6.2.0"
-JUPYTERLAB_VERSION = "4.2.5"
 CHP_VERSION = "4.6.1"
 HUB_CONFIG_POD = "/usr/local/etc/jupyterhub/jupyterhub_config.py"  # what the k8s-hub image runs
+USER_IMAGE = ROOT / "files" / "images" / "jupyterhub-dbt"  # requirements.txt and constraints.txt
 
 log = logger("services")
 
 
+def version() -> str:
+    """The cache key: JupyterHub's release and a digest of the user image's Python environment."""
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "constraints.txt"):
+        digest.update((USER_IMAGE / name).read_bytes())
+    return f"{JUPYTERHUB_VERSION}-{digest.hexdigest()[:10]}"
+
+
 def cached() -> bool:
-    return component_dir("jupyterhub", JUPYTERHUB_VERSION).exists()
+    return component_dir("jupyterhub", version()).exists()
 
 
 def install() -> Path:
@@ -46,11 +63,11 @@ def install() -> Path:
         # absolute shebangs of its bin/ scripts (pointing at the temp path) are never used
         run([sys.executable, "-m", "venv", str(venv)], capture=True)
         py = str(venv / "bin" / "python")
-        log(f"pip install jupyterhub=={JUPYTERHUB_VERSION} jupyterhub-kubespawner=={KUBESPAWNER_VERSION} "
-            f"jupyterlab=={JUPYTERLAB_VERSION}")
+        log(f"pip install the user image's environment ({USER_IMAGE.relative_to(ROOT)}) and "
+            f"jupyterhub-kubespawner=={KUBESPAWNER_VERSION}")
         run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             f"jupyterhub=={JUPYTERHUB_VERSION}", f"jupyterhub-kubespawner=={KUBESPAWNER_VERSION}",
-             f"jupyterlab=={JUPYTERLAB_VERSION}"], capture=True, timeout=1800)
+             "-r", str(USER_IMAGE / "requirements.txt"), "-c", str(USER_IMAGE / "constraints.txt"),
+             f"jupyterhub-kubespawner=={KUBESPAWNER_VERSION}"], capture=True, timeout=1800)
         if not shutil.which("npm") or not shutil.which("node"):
             raise TestbedError("node and npm are needed for configurable-http-proxy (apt-get install nodejs npm)")
         log(f"npm install configurable-http-proxy@{CHP_VERSION}")
@@ -58,7 +75,7 @@ def install() -> Path:
         run(["npm", "install", "--prefix", str(tmp / "chp"), "--no-audit", "--no-fund", "--omit=dev",
              "--loglevel=error", f"configurable-http-proxy@{CHP_VERSION}"], capture=True, timeout=1800)
 
-    return build_atomically(component_dir("jupyterhub", JUPYTERHUB_VERSION), build)
+    return build_atomically(component_dir("jupyterhub", version()), build)
 
 
 HUB_OVERRIDES = Template('''\
@@ -73,8 +90,60 @@ c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = $homes + "/{username}"
 c.Spawner.cmd = [$python, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = ["--allow-root"]
-c.Spawner.environment = {$marker_var: $marker}
 c.ConfigurableHTTPProxy.should_start = False
+
+# What KubeSpawner would put in the user's pod, for the local server.
+import json as _json
+import os as _os
+import subprocess as _subprocess
+
+_secret = _json.loads($user_secret)
+_template = $template
+
+
+def _env_value(key, value):
+    if isinstance(value, dict):
+        ref = value["valueFrom"]["secretKeyRef"]
+        if ref["name"] != _secret["name"]:
+            raise RuntimeError(f"testbed: the server's env {key} reads Secret {ref['name']}, not {_secret['name']}")
+        return _secret["data"][ref["key"]]
+    return lambda spawner, value=value: value.format(username=spawner.user.name)
+
+
+c.Spawner.environment = {**{k: _env_value(k, v) for k, v in c.KubeSpawner.environment.items()},
+                         $marker_var: $marker}
+_volumes = {v["name"]: v for v in c.KubeSpawner.volumes}
+
+
+def _run_init_containers(spawner):
+    home = $homes + "/" + spawner.user.name
+    _os.makedirs(home, exist_ok=True)
+    for init in c.KubeSpawner.init_containers:
+        mounts = {}
+        for m in init.get("volumeMounts", []):
+            volume = _volumes[m["name"]]
+            if "persistentVolumeClaim" in volume:
+                mounts[m["mountPath"]] = home
+            elif "configMap" in volume:
+                mounts[m["mountPath"]] = _template
+            else:
+                raise RuntimeError(f"testbed: init container {init['name']} mounts {m['name']}, which it cannot map")
+
+        def local(text):
+            for pod_path in sorted(mounts, key=len, reverse=True):
+                text = text.replace(pod_path, mounts[pod_path])
+            return text
+
+        env = {"PATH": _os.environ["PATH"], "LANG": "C.UTF-8"}
+        env.update({e["name"]: local(e["value"]) for e in init.get("env", [])})
+        done = _subprocess.run([local(a) for a in init["command"] + init.get("args", [])], env=env,
+                               capture_output=True, text=True, timeout=120)
+        spawner.log.info("testbed: init container %s: %s", init["name"], (done.stdout + done.stderr).strip())
+        if done.returncode != 0:
+            raise RuntimeError(f"init container {init['name']} failed: {done.stderr.strip()}")
+
+
+c.Spawner.pre_spawn_hook = _run_init_containers
 
 for _name in ("db_url", "cookie_secret_file", "pid_file"):
     _value = c.JupyterHub.get(_name)
@@ -97,12 +166,14 @@ def start(procs: Procs, cfg: dict) -> float:
     homes = base / "home"
     for d in (srv, homes):
         d.mkdir(parents=True, exist_ok=True)
+    template = write_template(cfg["home_template"], base / "home-template")
     hub_host = cfg["service"][0]["host"]
     python = str(home / "venv" / "bin" / "python")
     wrapper = base / "testbed_config.py"
     wrapper.write_text(HUB_OVERRIDES.substitute(
         caller=repr(str(caller)), hub_ip=repr(ip_of(hub_host)), homes=repr(str(homes)), python=repr(python),
-        marker_var=repr(MARKER_VAR), marker=repr(str(run_dir())), srv=repr(str(srv))))
+        marker_var=repr(MARKER_VAR), marker=repr(str(run_dir())), srv=repr(str(srv)),
+        user_secret=repr(json.dumps(cfg["user_secret"])), template=repr(str(template))))
 
     proxy = cfg["proxy"]
     public = next(s for s in proxy["service"] if s.get("node_port") or s["port"] == 80)
@@ -130,3 +201,14 @@ def start(procs: Procs, cfg: dict) -> float:
 
     wait_until("JupyterHub /hub/api through the proxy", hub_ready, 120, ph, base / "hub.log", interval=0.5)
     return time.monotonic() - t0
+
+
+def write_template(configmap: dict, folder: Path) -> Path:
+    """The starter files' ConfigMap as its volume shows it: one file per key."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for key, text in (configmap.get("data") or {}).items():
+        (folder / key).write_text(text)
+    for key, encoded in (configmap.get("binaryData") or {}).items():
+        (folder / key).write_bytes(base64.b64decode(encoded))
+    return folder

@@ -394,8 +394,14 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
     hub_c = container(hub_d, "hub")
     proxy_d = objs.get("Deployment", hub_ns, "proxy")
     proxy_c = container(proxy_d, "chp")
+    hub_env = container_config(objs, hub_d, hub_c, JUPYTERHUB_PATHS)["env"]
     jupyterhub = {
         **container_config(objs, hub_d, hub_c, JUPYTERHUB_PATHS),
+        # what the config's user servers mount and read: the starter files, and their logins' Secret
+        "home_template": {k: objs.get("ConfigMap", hub_ns, hub_env["DATAMESH_HOME_TEMPLATE"]).get(k) or {}
+                          for k in ("data", "binaryData")},
+        "user_secret": {"name": hub_env["DATAMESH_USER_LOGINS"],
+                        "data": objs.secret(hub_ns, hub_env["DATAMESH_USER_LOGINS"])},
         "service": service_ports(objs, "hub", hub_ns, hub_d, hub_c),
         "proxy": {
             **container_config(objs, proxy_d, proxy_c, {}),

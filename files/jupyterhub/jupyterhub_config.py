@@ -67,8 +67,25 @@ c.KubeSpawner.storage_capacity = env("DATAMESH_USER_STORAGE")
 c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
 if os.environ.get("DATAMESH_STORAGE_CLASS"):
     c.KubeSpawner.storage_class = os.environ["DATAMESH_STORAGE_CLASS"]
-c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}]
+c.KubeSpawner.volumes = [
+    {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}},
+    {"name": "home-template", "configMap": {"name": env("DATAMESH_HOME_TEMPLATE")}},
+]
 c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+
+# Before the server starts: the starter files (~/dbt_projects, ~/notebooks, ~/scripts, ~/data/)
+# copied into the home where missing, so the user's own edits always win (files/jupyterhub/copy-home.sh).
+c.KubeSpawner.init_containers = [{
+    "name": "home",
+    "image": env("DATAMESH_USER_IMAGE"),
+    "command": ["/bin/sh", "/opt/datamesh/home-template/copy-home.sh"],
+    "env": [{"name": "HOME", "value": "/home/jovyan"}, {"name": "TEMPLATE", "value": "/opt/datamesh/home-template"}],
+    "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"},
+                     {"name": "home-template", "mountPath": "/opt/datamesh/home-template", "readOnly": True}],
+    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+    "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "runAsNonRoot": True,
+                        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+}]
 
 # jovyan (uid 1000, group users 100), as in the jupyterhub-dbt image and Jupyter's stacks.
 c.KubeSpawner.uid = 1000
@@ -83,12 +100,34 @@ c.KubeSpawner.pod_security_context = {
 c.KubeSpawner.container_security_context = {"capabilities": {"drop": ["ALL"]}}
 c.KubeSpawner.service_account = None  # user servers get no Kubernetes API token
 
-# Where the platform's services answer from inside the cluster (no credential here).
+# Where the platform's services answer from inside the cluster, and the logins from the Secret
+# jupyterhub-user-credentials by reference (no credential in this file or the pod spec). What
+# ~/scripts/utils.py, the notebooks and ~/dbt_projects/profiles.yml read.
 platform = env("DATAMESH_PLATFORM_NAMESPACE")
+user_secret = env("DATAMESH_USER_LOGINS")
+
+
+def from_secret(key):
+    return {"valueFrom": {"secretKeyRef": {"name": user_secret, "key": key}}}
+
+
 c.KubeSpawner.environment = {
     "TRINO_HOST": f"trino-coordinator.{platform}.svc.cluster.local",
     "TRINO_PORT": "8080",
+    "TRINO_USER": "{username}",
     "MINIO_ENDPOINT": f"minio.{platform}.svc.cluster.local:9000",
+    "MINIO_BUCKET": env("DATAMESH_BUCKET"),
+    "MINIO_SECURE": "false",
+    "MINIO_ACCESS_KEY": from_secret("s3-access-key"),
+    "MINIO_SECRET_KEY": from_secret("s3-secret-key"),
     "POSTGRES_SALES_HOST": f"postgres-sales.{platform}.svc.cluster.local",
+    "POSTGRES_SALES_PORT": "5432",
+    "POSTGRES_SALES_DB": "sales_db",
+    "POSTGRES_SALES_USER": from_secret("sales-username"),
+    "POSTGRES_SALES_PASSWORD": from_secret("sales-password"),
     "POSTGRES_MARKETING_HOST": f"postgres-marketing.{platform}.svc.cluster.local",
+    "POSTGRES_MARKETING_PORT": "5432",
+    "POSTGRES_MARKETING_DB": "marketing_db",
+    "POSTGRES_MARKETING_USER": from_secret("marketing-username"),
+    "POSTGRES_MARKETING_PASSWORD": from_secret("marketing-password"),
 }

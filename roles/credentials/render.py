@@ -4,7 +4,9 @@ With `credentials.policy: lab` the passwords are the inventory's lab passwords, 
 `generate` they render empty and are listed in the `datamesh.io/generated-keys` annotation: the
 engine fills them with random values the first time and reads them back on every later run,
 so a password is made once and never changes. Tokens that are not logins are always generated.
-`trino-catalog-credentials` copies the domain databases' logins next to Trino (`datamesh.io/copy-keys`).
+`trino-catalog-credentials` copies the domain databases' logins next to Trino, and
+`jupyterhub-user-credentials` the sources' and the object store's next to users' servers
+(`datamesh.io/copy-keys`).
 """
 
 from datamesh.diff import COPIED, GENERATED
@@ -33,15 +35,12 @@ def render(vars: dict) -> list[dict]:
                           {"admin-user": creds["users"]["jupyterhub"], "admin-password": password("jupyterhub"),
                            "proxy-auth-token": None}))
     secrets.append(trino_catalog_credentials(namespaces))
+    secrets.append(jupyterhub_user_credentials(namespaces))
     return secrets
 
 
 def trino_catalog_credentials(namespaces: dict) -> dict:
-    """The domain databases' logins, copied next to Trino, whose catalogs read them from env.
-
-    Pods can only read Secrets of their own namespace; the engine copies each key from the
-    domain's Secret (`datamesh.io/copy-keys`), so they render empty, like generated keys.
-    """
+    """The domain databases' logins, copied next to Trino, whose catalogs read them from env."""
     copies = {}
     for pg in platform()["postgres"]:
         if pg["namespace"] == "platform":
@@ -49,12 +48,35 @@ def trino_catalog_credentials(namespaces: dict) -> dict:
         source = f"{namespaces[pg['namespace']]}/{secret_name(pg['name'])}"
         copies[f"{pg['key']}-username"] = f"{source}:username"
         copies[f"{pg['key']}-password"] = f"{source}:password"
+    return copied(namespaces["platform"], "trino-catalog-credentials", copies)
+
+
+def jupyterhub_user_credentials(namespaces: dict) -> dict:
+    """What users' servers log in with (the source databases and the object store), next to them.
+
+    KubeSpawner puts these keys into each server's environment by secretKeyRef
+    (files/jupyterhub/jupyterhub_config.py), so no login is in the hub's config or the pod spec.
+    """
+    platform_ns = namespaces["platform"]
+    copies = {}
+    for pg in platform()["postgres"]:
+        if pg["key"] in ("sales", "marketing"):
+            source = f"{platform_ns}/{secret_name(pg['name'])}"
+            copies[f"{pg['key']}-username"] = f"{source}:username"
+            copies[f"{pg['key']}-password"] = f"{source}:password"
+    copies["s3-access-key"] = f"{platform_ns}/{secret_name('minio')}:root-user"
+    copies["s3-secret-key"] = f"{platform_ns}/{secret_name('minio')}:root-password"
+    return copied(namespaces["jupyterhub"], "jupyterhub-user-credentials", copies)
+
+
+def copied(namespace: str, name: str, copies: dict[str, str]) -> dict:
+    """A Secret whose keys the engine copies from other Secrets (`datamesh.io/copy-keys`): pods can
+    read only the Secrets of their own namespace. They render empty, like generated keys."""
     annotation = ",".join(f"{key}={source}" for key, source in copies.items())
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata("credentials", "trino-catalog-credentials", namespaces["platform"],
-                             annotations={COPIED: annotation}),
+        "metadata": metadata("credentials", name, namespace, annotations={COPIED: annotation}),
         "type": "Opaque",
         "data": {key: "" for key in copies},
     }

@@ -7,14 +7,25 @@ public on NodePort `nodeports.jupyterhub` (Service proxy-public) and driven by t
 proxy-api with the token from the credentials role's Secret. Each user's server requests what
 `resources.jupyterhub-user` says; the hub Deployment declares it to the budget preflight with
 the `datamesh.io/extra-requests` and `datamesh.io/extra-limits` annotations.
+
+Each server starts with an init container (files/jupyterhub/copy-home.sh) that puts the starter
+files into the user's home where they are missing: the dbt project (dbt_projects/), the notebooks
+and scripts (files/notebooks, files/scripts). They travel in the ConfigMap HOME_TEMPLATE, so a
+changed notebook reaches the next spawned server with `invoke up`, no image build needed.
 """
+
+import base64
+import hashlib
+import re
 
 from kubernetes.utils.quantity import parse_quantity
 
+from datamesh import ROOT
 from datamesh.budget import EXTRA_LIMITS, EXTRA_REQUESTS
+from datamesh.errors import DatameshError
 from datamesh.manifests import (
-    claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security, read,
-    secret_name, secret_ref, service, service_port,
+    FILES, claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security,
+    read, secret_name, secret_ref, service, service_port,
 )
 
 DEPENDS_ON = ["namespaces", "credentials"]
@@ -24,6 +35,11 @@ CONFIG_PATH = "/usr/local/etc/jupyterhub/jupyterhub_config.py"  # what the k8s-h
 HUB_PORT, PROXY_PORT, PROXY_API_PORT = 8081, 8000, 8001
 HUB_UID = 1000     # jovyan in the k8s-hub image
 PROXY_UID = 65534  # nobody, the configurable-http-proxy image's USER
+HOME_TEMPLATE = "jupyterhub-user-home"  # the starter files, mounted into each server's init container
+USER_SECRET = "jupyterhub-user-credentials"  # rendered by the credentials role
+HOME_SOURCES = {"dbt_projects": ROOT / "dbt_projects", "notebooks": FILES / "notebooks", "scripts": FILES / "scripts"}
+NOT_COPIED = {"target", "logs", "dbt_packages", "__pycache__", ".ipynb_checkpoints", ".user.yml", ".DS_Store"}
+CONFIGMAP_BYTES = 1024 * 1024  # the API server's limit on one object
 
 
 def render(vars: dict) -> list[dict]:
@@ -32,6 +48,7 @@ def render(vars: dict) -> list[dict]:
               "data": {"jupyterhub_config.py": read(CONFIG_FILE)}}
     return [
         config,
+        home_template(ns),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(COMPONENT, "hub", ns)},
         role(ns),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(COMPONENT, "hub", ns),
@@ -121,6 +138,9 @@ def hub_env(ns: str, vars: dict) -> list[dict]:
         {"name": "DATAMESH_USER_MEM_GUARANTEE", "value": _bytes(user["requests"]["memory"])},
         {"name": "DATAMESH_USER_MEM_LIMIT", "value": _bytes(user["limits"]["memory"])},
         {"name": "DATAMESH_USER_STORAGE", "value": vars["storage"]["jupyterhub-user"]},
+        {"name": "DATAMESH_HOME_TEMPLATE", "value": HOME_TEMPLATE},
+        {"name": "DATAMESH_USER_LOGINS", "value": USER_SECRET},
+        {"name": "DATAMESH_BUCKET", "value": vars["minio"]["bucket"]},
     ]
     if vars["storage"]["class"]:
         env.append({"name": "DATAMESH_STORAGE_CLASS", "value": vars["storage"]["class"]})
@@ -157,6 +177,38 @@ def hub(ns: str, vars: dict, config: dict) -> dict:
         # a subPath mount never sees ConfigMap updates: a new config rolls the hub instead
         pod_annotations=config_checksum(config),
     )
+
+
+def home_files() -> dict[str, bytes]:
+    """Path in the user's home -> content, for every starter file."""
+    out = {}
+    for home_dir, source in HOME_SOURCES.items():
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if path.is_file() and not NOT_COPIED.intersection(relative.parts):
+                out[f"{home_dir}/{relative.as_posix()}"] = path.read_bytes()
+    return out
+
+
+def home_template(ns: str) -> dict:
+    """The starter files as one ConfigMap: a key per file (keys cannot hold '/') and a MANIFEST
+    of `key<TAB>path in the home` lines, which the init container's script follows."""
+    data, binary, manifest = {"copy-home.sh": read("jupyterhub/copy-home.sh")}, {}, []
+    for path, content in home_files().items():
+        name = re.sub(r"[^-._a-zA-Z0-9]", "_", path.rsplit("/", 1)[-1])
+        key = f"{hashlib.sha256(path.encode()).hexdigest()[:10]}-{name}"[:253]
+        try:
+            data[key] = content.decode()
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(content).decode()
+        manifest.append(f"{key}\t{path}")
+    data["MANIFEST"] = "\n".join(manifest) + "\n"
+    size = sum(len(v.encode()) for v in data.values()) + sum(len(v) for v in binary.values())
+    if size > CONFIGMAP_BYTES - 64 * 1024:
+        raise DatameshError(f"the starter files for users' homes ({', '.join(HOME_SOURCES)}) add up to {size // 1024} KiB, "
+                            f"over what one ConfigMap holds (1 MiB with its metadata): keep large files out of them.")
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(COMPONENT, HOME_TEMPLATE, ns),
+            "data": data, **({"binaryData": binary} if binary else {})}
 
 
 def _cpu(quantity: str) -> str:

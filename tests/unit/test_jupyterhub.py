@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import subprocess
 
 from datamesh import ROOT, inventory
 from tests.unit.helpers import GiB, env_of, find, pod_spec, render
@@ -18,7 +19,7 @@ def test_jupyterhub_objects(dd):
     assert {o["metadata"]["namespace"] for o in objects} == {"jupyterhub"}
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
     assert kinds == sorted([
-        ("ConfigMap", "hub-config"), ("ServiceAccount", "hub"), ("Role", "hub"), ("RoleBinding", "hub"),
+        ("ConfigMap", "hub-config"), ("ConfigMap", "jupyterhub-user-home"), ("ServiceAccount", "hub"), ("Role", "hub"), ("RoleBinding", "hub"),
         ("PersistentVolumeClaim", "hub-db"), ("Service", "hub"), ("Service", "proxy-api"),
         ("Service", "proxy-public"), ("Deployment", "proxy"), ("Deployment", "hub"),
     ])
@@ -177,3 +178,42 @@ def test_storage_class_reaches_the_hub_volume_and_the_user_volumes(write_invento
     assert find(objects, "PersistentVolumeClaim", "hub-db")["spec"]["storageClassName"] == "fast"
     c = load_hub_config(find(objects, "Deployment", "hub"), {"proxy-auth-token": "t", "admin-user": "a", "admin-password": "p"})
     assert c.KubeSpawner.storage_class == "fast"
+
+
+def materialise(configmap: dict, folder):
+    """The ConfigMap as its volume shows it: one file per key."""
+    folder.mkdir()
+    for key, text in configmap["data"].items():
+        (folder / key).write_text(text)
+    return folder
+
+
+def test_home_template_carries_the_dbt_project_notebooks_and_scripts_but_no_build_output(dd):
+    template = find(dd["jupyterhub"], "ConfigMap", "jupyterhub-user-home")
+    manifest = dict(reversed(line.split("\t")) for line in template["data"]["MANIFEST"].splitlines())
+    assert {"dbt_projects/dbt_project.yml", "dbt_projects/profiles.yml", "notebooks/01_explore_data.ipynb",
+            "notebooks/02_trino_queries.ipynb", "notebooks/03_analysis.ipynb", "scripts/utils.py"} <= set(manifest)
+    assert any(p.startswith("dbt_projects/models/") and p.endswith(".sql") for p in manifest)
+    assert not any(part in ("target", "logs", "dbt_packages") for p in manifest for part in p.split("/"))
+    assert all(key in template["data"] for key in manifest.values())
+    assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in template["data"])
+
+
+def test_first_login_copies_the_starter_files_and_a_later_one_keeps_the_users_edits(dd, tmp_path):
+    """The init container's script, run for real: files are added only where the home has none."""
+    template = materialise(find(dd["jupyterhub"], "ConfigMap", "jupyterhub-user-home"), tmp_path / "template")
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TEMPLATE": str(template)}
+    first = subprocess.run(["/bin/sh", str(template / "copy-home.sh")], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    for folder in ("dbt_projects", "notebooks", "scripts", "data/uploads", "data/exports"):
+        assert (home / folder).is_dir(), folder
+    assert (home / "dbt_projects" / "dbt_project.yml").read_text() == \
+        (ROOT / "dbt_projects" / "dbt_project.yml").read_text()
+    (home / "notebooks" / "01_explore_data.ipynb").write_text("my edits")
+    (home / "scripts" / "utils.py").unlink()
+    again = subprocess.run(["/bin/sh", str(template / "copy-home.sh")], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (home / "notebooks" / "01_explore_data.ipynb").read_text() == "my edits"
+    assert (home / "scripts" / "utils.py").exists()
+    assert "1 starter file(s) added" in again.stdout
