@@ -10,6 +10,7 @@ live in .datamesh/dbt/<inventory>/, never in the project folder users get as ~/d
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -66,6 +67,9 @@ def environment(host: str, port: int) -> dict[str, str]:
 def run(args: list[str], *, endpoint: tuple[str, int], work: Path, dbt_vars: dict, reporter: Reporter,
         project: Path = PROJECT) -> Outcome:
     """Run `dbt <args>`, stream its log lines, and return its outcome; a failure raises one sentence."""
+    if importlib.util.find_spec("dbt") is None or importlib.util.find_spec("dbt.adapters.trino") is None:
+        raise DatameshError(f"dbt with its Trino adapter is not installed for {sys.executable}: "
+                            "run `pip install -r requirements.txt` in this environment.")
     work.mkdir(parents=True, exist_ok=True)
     results_file = work / "target" / "run_results.json"
     results_file.unlink(missing_ok=True)

@@ -14,12 +14,13 @@ resolved env, its command, its Services), on the in-cluster name it has in Kuber
     Hive Metastore 4.0.1            hive-metastore.data-platform.svc.cluster.local (9083)    Maven Central
     Trino 476                       trino-coordinator.data-platform.svc.cluster.local (8080) Maven Central
                                     + NodePort 127.0.0.1:30081
-    JupyterHub 4.1.6 + CHP 4.6.1    hub.jupyterhub.svc.cluster.local (8081),                 PyPI, npm
+    JupyterHub 4.1.6 + CHP 4.6.1    hub.jupyterhub.svc.cluster.local (8081),                 PyPI (the user
+      in the user image's Python                                                             image's pins), npm
                                     proxy-api.jupyterhub.svc.cluster.local (8001),
                                     proxy-public.jupyterhub.svc.cluster.local (80 -> 8000)
                                     + NodePort 127.0.0.1:30080
     nginx (dbt docs)                dbt-docs.data-platform.svc.cluster.local (80 -> 8080)    Debian nginx-light
-                                    + NodePort 127.0.0.1:30084
+      + its sync container's script + NodePort 127.0.0.1:30084                              PyPI (awscli)
 
 One module per service (postgres, objectstore, hive, trino, jupyterhub, nginx, forwarder), each
 with its version, install, start and its "differences from the pod" next to the code that makes
@@ -196,12 +197,17 @@ def down(purge: bool = False) -> None:
 
 def restart(name: str) -> float:
     """Stop one service and start it again with the config of the last up(); returns its start time.
-    Only the Hive Metastore for now: its restart must find the existing schema (IS_RESUME)."""
-    if name not in ("hive", "hive-metastore"):
-        raise TestbedError(f"restart supports hive-metastore, not {name}")
+    The Hive Metastore (its restart must find the existing schema: IS_RESUME) and the dbt-docs pod
+    (nginx and its sync container, which must serve the docs its volume kept)."""
     config = saved_config()
-    stop_one("hive-metastore")
-    return hive.start(Procs(), config["hive"])
+    if name in ("hive", "hive-metastore"):
+        stop_one("hive-metastore")
+        return hive.start(Procs(), config["hive"])
+    if name in ("nginx", "dbt-docs"):
+        for process in ("docs-sync", "nginx"):
+            stop_one(process)
+        return nginx.start(Procs(), config["nginx"])
+    raise TestbedError(f"restart supports hive-metastore and dbt-docs, not {name}")
 
 
 def _addresses() -> dict[str, tuple[str, int]]:
