@@ -163,12 +163,19 @@ def describe(node: dict, unique_id: str, nodes: dict[str, dict]) -> str:
 
 
 def first_line(text: str) -> str:
-    """The part of a dbt message that says what went wrong: the database's own words where given."""
+    """The part of a dbt message that says what went wrong: the database's own words where given,
+    and the rows of a table (a contract's mismatched columns) as `column: definition vs contract`."""
     lines = [l.strip() for l in str(text).splitlines()
-             if l.strip() and not l.strip().startswith(("compiled code at", "Database Error in", "Runtime Error in"))]
-    said = re.search(r'message="((?:[^"\\]|\\.)*)"', " ".join(lines))
-    found = said.group(1) if said else " ".join(lines[:2])
-    return (found[:300] + "...") if len(found) > 300 else found or "failed"
+             if l.strip() and not l.strip().startswith(("compiled code at", "Database Error in", "Runtime Error in",
+                                                        "Compilation Error in"))]
+    prose = [l for l in lines if not l.startswith("|")]
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines if l.startswith("|")]
+    said = re.search(r'message="((?:[^"\\]|\\.)*)"', " ".join(prose))
+    found = said.group(1) if said else (prose[0] if rows and prose else " ".join(prose[:2]))
+    if len(rows) > 1:  # a header row, then the mismatches
+        found += " (" + "; ".join(f"{r[0]}: {' vs contract '.join(r[1:3])}" for r in rows[1:] if len(r) >= 3
+                                  and not set(r[0]) <= {"-", ":"}) + ")"
+    return (found[:400] + "...") if len(found) > 400 else found or "failed"
 
 
 def failure_sentence(verb: str, failed: list[str], last_errors: list[str], errors_file: Path, work: Path,

@@ -172,13 +172,15 @@ def test_a_contract_violation_fails_the_build_naming_the_model_and_leaves_the_pr
                                                                                       tmp_path):
     model = project_copy / "models" / "marts" / "sales" / "mart_sales__customer_lifetime_value.sql"
     text = model.read_text()
-    assert "customer_id" in text
-    model.write_text(f"select cast(customer_id as varchar) as customer_id_text, * from ({text.rstrip().rstrip(';')})")
+    typed = "cast(coalesce(o.order_count, 0) as bigint)"
+    assert text.count(typed) == 1
+    model.write_text(text.replace(typed, "cast(coalesce(o.order_count, 0) as double)"))  # the contract says bigint
     before = fingerprint(reach)
     with pytest.raises(DatameshError) as failed:
         build(reach, project_copy, tmp_path / "work", "mart_sales__customer_lifetime_value")
     message = str(failed.value)
     assert "model mart_sales__customer_lifetime_value" in message and "contract" in message.lower(), message
+    assert "order_count" in message, message
     assert "\n" not in message
     assert fingerprint(reach) == before
 

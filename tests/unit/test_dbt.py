@@ -115,3 +115,13 @@ def test_a_regenerated_docs_file_is_the_same_content_and_a_changed_one_is_not():
     digest = lambda doc: docs_seed.content_digest("manifest.json", json.dumps(doc).encode())  # noqa: E731
     assert digest(first) == digest(again) != digest(changed)
     assert docs_seed.content_digest("index.html", b"<html>") != docs_seed.content_digest("index.html", b"<html> ")
+
+
+def test_a_contract_failure_names_each_mismatched_column():
+    message = ("Compilation Error in model mart_x (models/x.sql)\n  This model has an enforced contract that failed.\n"
+               "  Please ensure the name, data_type, and number of columns in your contract match.\n\n"
+               "  | column_name | definition_type | contract_type | mismatch_reason |\n"
+               "  | ----------- | --------------- | ------------- | ------------------ |\n"
+               "  | order_count | DOUBLE | BIGINT | data type mismatch |\n")
+    assert dbt.first_line(message) == \
+        "This model has an enforced contract that failed. (order_count: DOUBLE vs contract BIGINT)"
