@@ -7,6 +7,10 @@ sources' checksums are the same and every model's relation is still there, it ru
 `dbt build --select state:modified+` against the kept manifest (nothing at all when nothing
 changed); when a source changed, a relation is missing, nothing is kept, or the run resets, it
 builds the whole project. One result per model: "changed" when built, "ok" when left as it was.
+
+A Hive product's folder that holds files while the metastore has no table there (the metastore
+lost its tables; dropping a table deletes its files otherwise) would make CREATE TABLE fail: the
+step refuses, naming the folder, and with --reset deletes the files first. They are derived data.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from datamesh import dbt, lake, trino
+from datamesh.errors import DatameshError
 from datamesh.role import ObjectResult
 from datamesh.trino import quote
 
@@ -69,6 +74,42 @@ def existing(query, manifest: dict) -> set[str]:
     return found
 
 
+def lake_prefix(node: dict) -> str:
+    """Where a Hive table product keeps its files in the bucket: dbt_projects/macros/create_schema.sql
+    puts every Hive schema at s3a://<bucket>/<schema>/, and a table lives in a folder of its name."""
+    return f"{node['schema']}/{node.get('alias') or node['name']}/"
+
+
+def leftovers(s3, bucket: str, manifest: dict, present: set[str]) -> list[str]:
+    """Folders of Hive table products that hold files while the metastore has no table there (a
+    metastore that lost its tables): CREATE TABLE refuses such a folder."""
+    found = []
+    for node in models(manifest).values():
+        if node["database"] != "hive" or node.get("config", {}).get("materialized") != "table" \
+                or relation(node) in present:
+            continue
+        prefix = lake_prefix(node)
+        with lake.s3_errors(bucket, prefix, "list"):
+            if next(iter(s3.list_objects(bucket, prefix, recursive=True)), None) is not None:
+                found.append(prefix)
+    return found
+
+
+def clear_leftovers(ctx, s3, bucket: str, prefixes: list[str]) -> list[ObjectResult]:
+    if prefixes and not ctx.reset:
+        raise DatameshError(
+            f"s3://{bucket}/{prefixes[0]}{' and ' + str(len(prefixes) - 1) + ' more' if len(prefixes) > 1 else ''} "
+            "hold the files of an earlier build, but the Hive metastore has no table there (it lost its tables): "
+            "run `invoke seed --only dbt --reset` to delete them and build again.")
+    deleted = []
+    for prefix in prefixes:
+        with lake.s3_errors(bucket, prefix, "delete"):
+            for found in s3.list_objects(bucket, prefix, recursive=True):
+                s3.remove_object(bucket, found.object_name)
+        deleted.append(ObjectResult("Object", bucket, prefix, "changed", "delete"))
+    return deleted
+
+
 def relation(node: dict) -> str:
     return f"{node['database']}.{node['schema']}.{node.get('alias') or node['name']}"
 
@@ -113,7 +154,8 @@ def seed(ctx) -> list[ObjectResult]:
         manifest = dbt.read_json(work / "target" / "manifest.json")
         sources = source_checksums(query, manifest)
         kept = load_kept(s3, bucket)
-        present = existing(query, kept["manifest"]) if kept else set()
+        present = existing(query, manifest) | (existing(query, kept["manifest"]) if kept else set())
+        cleared = clear_leftovers(ctx, s3, bucket, leftovers(s3, bucket, manifest, present))
         args, why = selection(kept, sources, present, ctx.reset)
         ctx.reporter.line(f"  dbt build: {why}")
         state = work / "state"
@@ -132,6 +174,6 @@ def seed(ctx) -> list[ObjectResult]:
         passed = sum(1 for r in tests if r.get("status") == "pass")
         ctx.reporter.line(f"  tests:   {passed} of {len(tests)} passed")
     manifest = dbt.read_json(work / "target" / "manifest.json")
-    return [ObjectResult("Model", f"{n['database']}.{n['schema']}", n["name"],
+    return cleared + [ObjectResult("Model", f"{n['database']}.{n['schema']}", n["name"],
                          "changed" if uid in built else "ok", "update" if uid in built else "none")
             for uid, n in sorted(models(manifest).items(), key=lambda item: relation(item[1]))]

@@ -4,6 +4,7 @@ back from the domains' own PostgreSQL, and the docs served by the dbt-docs serve
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import urllib.request
@@ -14,9 +15,6 @@ import pytest
 from datamesh import dbt, probes
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
-from datamesh.role import load_module
-
-trino_seed = load_module("trino", "seed")
 
 SCALE = "0.2"
 MODELS = sorted(p.stem for p in (dbt.PROJECT / "models").rglob("*.sql"))
@@ -28,14 +26,9 @@ DOCS = "http://127.0.0.1:30084"
 
 
 @pytest.fixture(scope="module")
-def seeded(joined, datamesh, reach):
-    """A seed that builds every product: the record of the last build is removed first."""
-    login = reach.login("minio")
-    with reach.open("minio") as (host, port):
-        s3 = probes.s3_client(f"{host}:{port}", login.user, login.password)
-        for name in ("manifest.json", "sources.json"):
-            s3.remove_object(reach.inventory["minio"]["bucket"], trino_seed.STATE + name)
-    run = datamesh("seed", "--inventory", "testbed", "--scale", SCALE)
+def seeded(joined, datamesh):
+    """A seed that builds every product (--reset), whatever earlier tests left."""
+    run = datamesh("seed", "--inventory", "testbed", "--scale", SCALE, "--reset", "--yes")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return run
 
@@ -85,7 +78,7 @@ def test_seed_builds_and_tests_every_model_with_no_warning(seeded):
     assert sorted(o["name"] for o in steps["dbt"]["objects"]) == MODELS
     assert "warning:" not in seeded.stdout
     assert "  dbt: " in seeded.stdout  # dbt's own log lines come through the progress output
-    assert "no earlier build is recorded" in seeded.stdout
+    assert "--reset rebuilds everything" in seeded.stdout
     assert "tests:   " in seeded.stdout and " passed" in seeded.stdout
     assert all(o["status"] == "changed" for o in steps["dbt"]["objects"])
 
@@ -194,3 +187,21 @@ def test_a_failing_test_is_named_with_its_model(seeded, reach, project_copy, tmp
         build(reach, project_copy, tmp_path / "work", "no_customer_is_named_nobody")
     message = str(failed.value)
     assert "test no_customer_is_named_nobody" in message and "mart_sales__customers" in message, message
+
+
+def test_files_without_their_hive_table_are_refused_and_cleared_by_reset(seeded, datamesh, reach):
+    """A metastore that lost a product's table while its folder kept files: CREATE TABLE would fail."""
+    bucket = reach.inventory["minio"]["bucket"]
+    trino(reach, "DROP TABLE hive.curated.mart_customer_360")
+    login = reach.login("minio")
+    with reach.open("minio") as (host, port):
+        s3 = probes.s3_client(f"{host}:{port}", login.user, login.password)
+        s3.put_object(bucket, "curated/mart_customer_360/part-0.parquet", io.BytesIO(b"old"), 3)
+    refused = datamesh("seed", "--inventory", "testbed", "--scale", SCALE, "--only", "dbt")
+    assert refused.returncode != 0
+    assert f"s3://{bucket}/curated/mart_customer_360/ hold the files of an earlier build" in refused.stdout
+    assert "--only dbt --reset" in refused.stdout and "Traceback" not in refused.stdout + refused.stderr
+    again = datamesh("seed", "--inventory", "testbed", "--scale", SCALE, "--only", "dbt", "--reset", "--yes")
+    assert again.returncode == 0, again.stdout[-4000:]
+    [[rows]] = trino(reach, "SELECT count(*) FROM hive.curated.mart_customer_360")
+    assert rows > 0

@@ -29,7 +29,7 @@ STARTERS = ["dbt_projects/dbt_project.yml", "dbt_projects/profiles.yml", "script
 
 @pytest.fixture(scope="module")
 def seeded(joined, datamesh):
-    run = datamesh("seed", "--inventory", "testbed", "--scale", "0.2")
+    run = datamesh("seed", "--inventory", "testbed", "--scale", "0.2", "--reset", "--yes")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
 
