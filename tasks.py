@@ -123,7 +123,8 @@ def _seed_number(text: str) -> int:
 @task(help={"seed": "random seed: the same seed and scale make the same data (default 42)",
             "scale": "size: 1 = about 10k customers, 50k orders, 20k leads, 60 campaigns; linear (default 1)",
             "only": "comma-separated steps: postgres, lake, hive, dbt, docs (default: all)",
-            "reset": "replace the sample tables and files even when they hold rows seed did not write (asks first)",
+            "reset": "replace the sample tables and files even when they hold rows seed did not write, and rebuild "
+                     "every data product (asks first)",
             "yes": "answer the --reset confirmation with yes (needed without a terminal)",
             "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
 @_exits

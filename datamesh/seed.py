@@ -150,7 +150,8 @@ def seed(inventory: Inventory, reporter: Reporter, *, data: Dataset, only: list[
 
 
 def confirm_reset(selected: list[Step], ask: Callable[[str], str]) -> None:
-    answer = ask(f"--reset empties and reloads the sample tables and files of {', '.join(s.name for s in selected)}, "
-                 "including rows you added.\nType 'reset' to go ahead: ")
+    names = ", ".join(s.name for s in selected)
+    answer = ask(f"--reset empties and reloads (or rebuilds) what these steps own: {names}, including rows you "
+                 "added.\nType 'reset' to go ahead: ")
     if answer.strip() != "reset":
         raise DatameshError("reset not confirmed, nothing was changed; type 'reset' at the prompt or pass --yes.")
