@@ -54,6 +54,22 @@ def bucket(reach) -> Iterator[tuple[object, str]]:
         yield s3, name
 
 
+MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")  # the S3 error codes of a key that is not there
+
+
+def stat(s3, bucket_name: str, key: str):
+    """The object's metadata (minio's Object: size, metadata, ...), or None when there is no such key."""
+    from minio.error import S3Error
+
+    with s3_errors(bucket_name, key, "read the metadata of"):
+        try:
+            return s3.stat_object(bucket_name, key)
+        except S3Error as exc:
+            if exc.code in MISSING:
+                return None
+            raise
+
+
 def read(s3, bucket_name: str, key: str) -> bytes | None:
     """The object's bytes, or None when there is no such key."""
     from minio.error import S3Error
@@ -62,7 +78,7 @@ def read(s3, bucket_name: str, key: str) -> bytes | None:
         try:
             answer = s3.get_object(bucket_name, key)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in MISSING:
                 return None
             raise
         try:

@@ -205,3 +205,21 @@ def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
 
 class _StillThere(Exception):
     pass
+
+
+def poll(check: Callable[[], tuple[bool, str]], timeout: float, interval: float = 2) -> tuple[bool, str]:
+    """Call `check` every `interval` seconds until it answers (True, ...) or `timeout` passes;
+    returns its last answer, so the caller can say what it saw last."""
+    last: list[tuple[bool, str]] = [(False, "")]
+
+    def attempt() -> None:
+        last[0] = check()
+        if not last[0][0]:
+            raise _NotReady()
+
+    try:
+        tenacity.Retrying(retry=tenacity.retry_if_exception_type(_NotReady), stop=tenacity.stop_after_delay(timeout),
+                          wait=tenacity.wait_fixed(interval), reraise=True)(attempt)
+    except _NotReady:
+        pass
+    return last[0]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 
-from datamesh import dbt, lake, probes
+from datamesh import dbt, lake, probes, wait
 from datamesh.errors import DatameshError
 from datamesh.role import ObjectResult
 
@@ -48,32 +48,26 @@ def without_created_at(value):
 
 
 def published_digest(s3, bucket: str, key: str) -> str | None:
-    from minio.error import S3Error
-
-    with lake.s3_errors(bucket, key, "read the metadata of"):
-        try:
-            found = s3.stat_object(bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return None
-            raise
-    return {k.lower(): v for k, v in (found.metadata or {}).items()}.get(f"x-amz-meta-{DIGEST}")
+    found = lake.stat(s3, bucket, key)
+    metadata = {k.lower(): v for k, v in (found.metadata or {}).items()} if found is not None else {}
+    return metadata.get(f"x-amz-meta-{DIGEST}")
 
 
 def wait_served(reach, want: str, seconds: float) -> float:
     """Seconds until the docs server answers /catalog.json with content of digest `want`."""
     started = time.monotonic()
     with reach.open("dbt-docs") as (host, port):
-        while True:
+        def served() -> tuple[bool, str]:
             status, body = probes.http_get(f"http://{host}:{port}/catalog.json", timeout=10)
-            if status == 200 and content_digest("catalog.json", body) == want:
-                return time.monotonic() - started
-            if time.monotonic() - started > seconds:
-                raise DatameshError(
-                    f"the docs were published to the object store, but the dbt-docs server did not serve them within "
-                    f"{seconds:.0f}s (last answer: HTTP {status}); check its sync container with "
-                    f"`kubectl -n {reach.namespace('dbt-docs')} logs deploy/dbt-docs -c sync`.")
-            time.sleep(2)
+            return status == 200 and content_digest("catalog.json", body) == want, f"HTTP {status}"
+
+        done, last = wait.poll(served, seconds)
+    if not done:
+        raise DatameshError(
+            f"the docs were published to the object store, but the dbt-docs server did not serve them within "
+            f"{seconds:.0f}s (last answer: {last}); check its sync container with "
+            f"`kubectl -n {reach.namespace('dbt-docs')} logs deploy/dbt-docs -c sync`.")
+    return time.monotonic() - started
 
 
 def seed(ctx) -> list[ObjectResult]:

@@ -159,16 +159,8 @@ def generate(ctx, table, folder: Path) -> list[Generated]:
 # -- the object store ---------------------------------------------------------------------------
 
 def stat(s3, bucket: str, key: str) -> Live | None:
-    from minio.error import S3Error
-
-    with s3_errors(bucket, key, "read the metadata of"):
-        try:
-            found = s3.stat_object(bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return None
-            raise
-    return live_from_metadata(found.size, found.metadata)
+    found = lake.stat(s3, bucket, key)
+    return None if found is None else live_from_metadata(found.size, found.metadata)
 
 
 def put(s3, bucket: str, item: Generated, fingerprint: str) -> None:

@@ -92,6 +92,19 @@ def s3(config):
     return probes.s3_client(f"{host}:{port}", creds["root-user"], creds["root-password"])
 
 
+def sql(reach, endpoint: str, query: str) -> list[tuple]:
+    """Rows of `query` on a PostgreSQL endpoint, through a port-forward, with its Secret's login."""
+    login = reach.login(endpoint)
+    with reach.open(endpoint) as (host, port):
+        return probes.postgres_query(host, port, login.user, login.password, login.database, query)
+
+
+def trino(reach, query: str) -> list[list]:
+    """Rows of `query` on Trino, through a port-forward, as admin."""
+    with reach.open("trino") as (host, port):
+        return probes.trino_query(f"http://{host}:{port}", query)
+
+
 def remove_prefix(client, bucket: str, prefix: str) -> None:
     for o in client.list_objects(bucket, prefix, recursive=True):
         client.remove_object(bucket, o.object_name)

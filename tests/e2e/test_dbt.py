@@ -15,6 +15,7 @@ import pytest
 from datamesh import dbt, probes
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
+from tests.e2e.conftest import sql, trino
 
 SCALE = "0.2"
 MODELS = sorted(p.stem for p in (dbt.PROJECT / "models").rglob("*.sql"))
@@ -31,17 +32,6 @@ def seeded(joined, datamesh):
     run = datamesh("seed", "--inventory", "testbed", "--scale", SCALE, "--reset", "--yes")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return run
-
-
-def sql(reach, endpoint: str, query: str) -> list[tuple]:
-    login = reach.login(endpoint)
-    with reach.open(endpoint) as (host, port):
-        return probes.postgres_query(host, port, login.user, login.password, login.database, query)
-
-
-def trino(reach, query: str) -> list[list]:
-    with reach.open("trino") as (host, port):
-        return probes.trino_query(f"http://{host}:{port}", query)
 
 
 def get(url: str) -> bytes:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from datamesh import probes, sampledata
+from tests.e2e.conftest import sql, trino
 
 SCALE = "0.2"  # 2k customers, 10k orders: the same code paths as scale 1, in seconds
 
@@ -25,17 +26,6 @@ def seeded(joined, datamesh):
 @pytest.fixture(scope="module")
 def data() -> sampledata.Dataset:
     return sampledata.Dataset(seed=42, scale=float(SCALE))
-
-
-def sql(reach, endpoint: str, query: str) -> list[tuple]:
-    login = reach.login(endpoint)
-    with reach.open(endpoint) as (host, port):
-        return probes.postgres_query(host, port, login.user, login.password, login.database, query)
-
-
-def trino(reach, query: str) -> list[list]:
-    with reach.open("trino") as (host, port):
-        return probes.trino_query(f"http://{host}:{port}", query)
 
 
 ENDPOINT = {"sales": "postgres-sales", "marketing": "postgres-marketing"}

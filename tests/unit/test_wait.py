@@ -296,3 +296,9 @@ def test_after_a_pull_the_ready_budget_goes_on_where_it_stopped():
                               f"(0/1 available, 1/1 updated) plus {pulled} s of image pulls; pod ")
     assert "is Running (trino running), events: Pulled: " in message
     assert 190 <= pulled <= 200 and 60 + pulled <= clock.now < 60 + pulled + 4
+
+
+def test_poll_returns_the_first_yes_or_the_last_answer_at_the_timeout():
+    answers = iter([(False, "one"), (False, "two"), (True, "three")])
+    assert wait.poll(lambda: next(answers), timeout=5, interval=0.01) == (True, "three")
+    assert wait.poll(lambda: (False, "never"), timeout=0.05, interval=0.01) == (False, "never")
