@@ -1,4 +1,4 @@
-"""datamesh's command line: `invoke up`, `seed`, `down`, `plan`, `render`, `status`.
+"""datamesh's command line: `invoke up`, `seed`, `verify`, `down`, `plan`, `render`, `status`.
 
 Each task parses its arguments, makes one engine call and finishes; how a task finishes is written
 once below: `_exits` turns an error a user can fix into its sentence and exit code 1, `_finish`
@@ -48,13 +48,45 @@ def _selection(inventory: str | None, only: str | None = None, skip: str | None 
 
 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
-            "report_json": "also write the recap as JSON to this file"})
+            "report_json": "also write the recap as JSON to this file",
+            "verify": "afterwards run every check of `invoke verify` (NodePorts, SQL, in-cluster paths)"})
 @_exits
-def up(c, inventory=None, only=None, skip=None, report_json=None):
-    """Converge the platform: apply what differs from the live cluster, wait until ready. Re-running changes nothing."""
+def up(c, inventory=None, only=None, skip=None, report_json=None, verify=False):
+    """Converge the platform: apply what differs from the live cluster, wait until ready, check each role. Re-running changes nothing."""
     reporter = report.Reporter()
     inv, selected = _selection(inventory, only, skip)
     _finish(reporter, playbooks.up(inv, selected, reporter), report_json)
+    if verify:
+        from datamesh import verify as verifying  # pytest loads only when checks run
+
+        _verified(verifying.verify(inv, selected, reporter, workers=inv["verify"]["workers"]))
+
+
+def _verified(checks: list) -> None:
+    failed = [c for c in checks if c.status == "failed"]
+    if failed:
+        raise Exit(f"error: {len(failed)} check(s) failed, first {failed[0].component}: {failed[0].message}", code=2)
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": "comma-separated roles whose checks run (default: all)",
+            "skip": SKIP_HELP, "k": "only checks whose names match this pytest -k expression, e.g. 'login or nodeport'",
+            "junit": "also write the results as a JUnit XML file", "report_json": "also write the results as JSON to this file",
+            "workers": "spread the checks over this many processes (default: the inventory's verify.workers; 0: one per CPU; 1: this one)"})
+@_exits
+def verify(c, inventory=None, only=None, skip=None, k=None, junit=None, report_json=None, workers=None):
+    """Check that the platform works: NodePorts from your machine, logins, SQL on every catalog, in-cluster paths."""
+    from datamesh import verify as verifying
+
+    inv, selected = playbooks.selection(inventory, playbooks.parse_list(only), playbooks.parse_list(skip), dependencies=False)
+    count = inv["verify"]["workers"] if workers is None else _workers(str(workers))
+    _verified(verifying.verify(inv, selected, report.Reporter(), keyword=k, junit=junit, report_json=report_json,
+                               workers=count))
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 32:
+        raise Exit(f"error: --workers must be a whole number from 0 (one per CPU) to 32, not {text!r}.", code=1)
+    return int(text)
 
 
 @task(help={"components": "comma-separated components (role names) to remove, without asking",
@@ -201,4 +233,4 @@ def cluster_config(c, for_=None, inventory=None):
 
 
 testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, down, plan, render, status, seed, images, cluster_config, testbed)
+namespace = Collection(up, down, plan, render, status, seed, verify, images, cluster_config, testbed)

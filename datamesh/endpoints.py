@@ -61,6 +61,7 @@ def targets() -> dict[str, Target]:
         "minio-console": Target("platform", "minio-console", "console"),
         "hive-metastore": Target("platform", "hive-metastore", "thrift"),
         "jupyterhub": Target("jupyterhub", "proxy-public", "http", secret_name("jupyterhub"), "admin-user", "admin-password"),
+        "jupyterhub-hub": Target("jupyterhub", "hub", "hub"),
         "grafana": Target("platform", "grafana", "http", secret_name("grafana"), "admin-user", "admin-password"),
         "dbt-docs": Target("platform", "dbt-docs", "http"),
     })

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,12 @@ def _check_rules(inventory: Inventory) -> None:
             "remove them, since this inventory generates its passwords."
         )
     target = v["hosts"]["nodeports"]
-    if target != "local" and not target.startswith("ssh://"):
+    if target != "local" and not (target.startswith("ssh://") and urllib.parse.urlsplit(target).hostname):
         where = _where(inventory.path, inventory.lines, "hosts.nodeports")
         raise DatameshError(f"{where}: key 'hosts.nodeports' must be 'local' or 'ssh://user@host[:port]', got {target!r}.")
+    if not 0 <= v["verify"]["workers"] <= 32:
+        where = _where(inventory.path, inventory.lines, "verify.workers")
+        raise DatameshError(f"{where}: key 'verify.workers' must be from 0 (one per CPU) to 32, got {v['verify']['workers']}.")
     ports = v["nodeports"]
     seen: dict[int, str] = {}
     for component, port in ports.items():

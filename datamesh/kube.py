@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -166,3 +167,26 @@ def target_port(service: dict, port_name: str, pod: dict) -> int:
             if container_port.get("name") == target:
                 return container_port["containerPort"]
     raise ValueError(f"Service {name} targets port {target!r}, which pod {pod['metadata']['name']} does not name")
+
+
+LOOP_RESTARTS = 3          # restarts that, with one in the last LOOP_WINDOW seconds, make a loop
+LOOP_WINDOW = 600
+
+
+def restart_loop(pod: dict, now: float) -> str | None:
+    """Why a pod's container is restarting in a loop (CrashLoopBackOff, or LOOP_RESTARTS restarts
+    with the last one under LOOP_WINDOW seconds ago), else None: old restarts alone are history."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            return f"container {status['name']} is in CrashLoopBackOff ({status.get('restartCount', 0)} restarts)"
+        finished = ((status.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if status.get("restartCount", 0) >= LOOP_RESTARTS and finished and now - timestamp(finished) < LOOP_WINDOW:
+            return (f"container {status['name']} restarted {status['restartCount']} times, the last "
+                    f"{now - timestamp(finished):.0f} s ago")
+    return None
+
+
+def timestamp(text: str) -> float:
+    """An API timestamp (RFC 3339, UTC) as seconds since the epoch."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -65,8 +65,9 @@ def parse_list(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Role]:
-    """The roles to run; refuses unknown names and selections missing a dependency."""
+def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = (), dependencies: bool = True) -> list[Role]:
+    """The roles to run; refuses unknown names and, with `dependencies`, selections missing a dependency
+    (checks of one role need none of the others: `invoke verify` passes False)."""
     only, skip = list(only), list(skip)
     known = playbook.names()
     for flag, names in (("--only", only), ("--skip", skip)):
@@ -77,7 +78,7 @@ def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = (
             )
     chosen = [r for r in playbook.roles if (not only or r.name in only) and r.name not in skip]
     names = {r.name for r in chosen}
-    for role in chosen:
+    for role in chosen if dependencies else []:
         missing = [d for d in role.depends_on if d not in names]
         if missing:
             need = ", ".join(missing)
@@ -90,10 +91,11 @@ def select(playbook: Playbook, only: Iterable[str] = (), skip: Iterable[str] = (
     return chosen
 
 
-def selection(inventory: str | None, only: Iterable[str] = (), skip: Iterable[str] = ()) -> tuple[Inventory, list[Role]]:
+def selection(inventory: str | None, only: Iterable[str] = (), skip: Iterable[str] = (),
+              dependencies: bool = True) -> tuple[Inventory, list[Role]]:
     """A task's --inventory, --only and --skip as the loaded inventory and the up playbook's roles to run."""
     loaded = inventories.load(inventory)
-    return loaded, select(load("up"), only, skip)
+    return loaded, select(load("up"), only, skip, dependencies)
 
 
 def render_all(selected: list[Role], inventory: Inventory) -> dict[str, list[dict]]:

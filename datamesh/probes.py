@@ -120,6 +120,24 @@ def hub_login(url: str, user: str, password: str, timeout: float = 30) -> http.c
     return jar
 
 
+def hub_api(url: str, jar: http.cookiejar.CookieJar, path: str, timeout: float = 30) -> tuple[int, bytes]:
+    """GET {url}/hub/api{path} as the logged-in browser does: the session's cookies, and its _xsrf
+    token (set by /hub/home) in X-XSRFToken, which JupyterHub 4 asks of cookie-authenticated API calls."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    try:
+        with opener.open(f"{url}/hub/home", timeout=timeout) as page:
+            page.read()
+        xsrf = next((c.value for c in jar if c.name == "_xsrf"), "")
+        request = urllib.request.Request(f"{url}/hub/api{path}",
+                                         headers={"X-XSRFToken": xsrf, "Referer": f"{url}/hub/home"})
+        with opener.open(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise ProbeError(f"JupyterHub at {url} did not answer GET /hub/api{path}: {getattr(e, 'reason', e)}") from e
+
+
 # ------------------------------------------------------------------ PostgreSQL
 
 

@@ -56,6 +56,11 @@ class Reporter:
             filled = int(30 * done / total) if total else 30
             print(f"\r  {what[:40]:<40} [{'#' * filled:<30}] {done:,}/{total:,} {rate}", end="", file=self.stream, flush=True)
 
+    def progress_line(self, text: str) -> None:
+        """A status line redrawn in place on a terminal (an empty text clears it); nothing elsewhere."""
+        if self.live:
+            print("\r" + " " * 100 + "\r" + text, end="" if text else "", file=self.stream, flush=True)
+
     @property
     def live(self) -> bool:
         """True on a terminal, where progress is redrawn in place."""
