@@ -138,7 +138,7 @@ def prepare(inventory: Inventory, selected: list[Role],
 
 
 def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
-    """Converge the selected roles in order; after a failed role the rest are skipped."""
+    """Converge the selected roles in order (check, apply, wait, verify); after a failed role the rest are skipped."""
     reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
     rendered, cluster, live = prepare(inventory, selected, reporter)
     results: list[Result] = []
@@ -161,6 +161,7 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
             pruned = roles.prune(cluster, roles.stale(live, role.name, rendered[role.name]), inventory["timeouts"]["ready"])
             for entry in pruned:
                 reporter.object_done(entry)
+            verified(inventory, cluster, role.name, reporter)
         except DatameshError as exc:
             pruned = []
             result.error = str(exc)
@@ -169,6 +170,17 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
         result.objects = [roles.object_result(item) for item in planned] + pruned
     reporter.requests = dict(cluster.requests)
     return results
+
+
+def verified(inventory: Inventory, cluster: Cluster, role: str, reporter: Reporter) -> None:
+    """The role's fourth step: its checks that need only the API; the first failure fails the role."""
+    from datamesh import verify  # pytest loads only here, not for plan or render
+
+    checks = verify.role_checks(inventory, cluster, role)
+    failed = [c for c in checks if c.status == "failed"]
+    reporter.line(f"  verified: {len(checks) - len(failed)} of {len(checks)} checks passed")
+    if failed:
+        raise DatameshError(f"check '{failed[0].name}' failed: {failed[0].message}; {failed[0].next}.")
 
 
 @dataclass

@@ -27,7 +27,9 @@ from datamesh.report import Reporter
 from datamesh.role import ROLES_DIR, Role
 
 COMMON = ROOT / "datamesh" / "common_checks.py"
-STATUS = {"passed": "ok", "failed": "failed", "skipped": "skipped"}
+# pytest's own plugins the checks do without; unraisableexception's gc.collect alone costs ~45 ms a session
+UNUSED_PLUGINS = ("cacheprovider", "unraisableexception", "threadexception", "faulthandler", "doctest", "pastebin",
+                  "stepwise", "debugging", "legacypath", "logging")
 
 
 @dataclass
@@ -62,7 +64,8 @@ def pytest_args(inventory: Inventory, roles: list[str], *, api_only: bool = Fals
                 junit: str | None = None, workers: int = 0) -> list[str]:
     """pytest's command line for the roles' checks against the inventory's platform."""
     paths = [str(COMMON)] + [str(ROLES_DIR / r / "verify.py") for r in roles if (ROLES_DIR / r / "verify.py").is_file()]
-    args = [*paths, "-p", "datamesh.fixtures", "-p", "no:cacheprovider", "--import-mode=importlib",
+    quiet = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
+    args = [*paths, "-p", "datamesh.fixtures", *quiet, "--import-mode=importlib",
             "--rootdir", str(ROOT), "-c", str(ROOT / "datamesh" / "verify.ini"),
             "--datamesh-inventory", str(inventory.path), "--datamesh-roles", ",".join(roles),
             "-p", "testinfra.plugin", "--hosts", testinfra_spec(inventory["hosts"]["nodeports"]), "-q", "--tb=no", "-rN"]
@@ -145,6 +148,12 @@ def run(inventory: Inventory, roles: list[str], *, api_only: bool = False, keywo
         tail = " ".join(output.getvalue().strip().splitlines()[-3:])
         raise DatameshError(f"the checks could not run (pytest exit code {int(code)}): {tail}")
     return collector.results()
+
+
+def role_checks(inventory: Inventory, cluster, role: str) -> list[Check]:
+    """The fourth step of a role in `up`: its checks that need only the Kubernetes API (marked `api`),
+    in this process, on `up`'s own connection."""
+    return run(inventory, [role], api_only=True, workers=1, preset={"inventory": inventory, "cluster": cluster})
 
 
 def components(checks: list[Check], order: list[str]) -> list[str]:
