@@ -119,16 +119,21 @@ def next_step(item, inventory) -> str:
     return text.format(**inventory["namespaces"]) if inventory is not None else text
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    item.user_properties.append(("component", component(item)))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """A failure's sentence and next step go on the item too, so its later reports (teardown, which
+    JUnit writes properties from) carry them as well."""
     outcome = yield
     report = outcome.get_result()
-    if report.when == "setup":
-        report.user_properties.append(("component", component(item)))
-    if report.failed:
-        inventory = loaded_inventory(item.config)
-        report.user_properties.append(("message", failure_sentence(call.excinfo)))
-        report.user_properties.append(("next", next_step(item, inventory)))
+    if report.failed and not any(name == "message" for name, _ in item.user_properties):
+        found = [("message", failure_sentence(call.excinfo)), ("next", next_step(item, loaded_inventory(item.config)))]
+        item.user_properties.extend(found)
+        report.user_properties.extend(found)
 
 
 # ------------------------------------------------------------------ fixtures

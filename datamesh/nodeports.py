@@ -16,6 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from datamesh import probes, wait
 from datamesh.errors import DatameshError
 
 if TYPE_CHECKING:
@@ -100,6 +101,11 @@ class NodePorts:
                                     "true` works without a prompt.") from exc
         local = free_port()
         self._stack.enter_context(self._connection.forward_local(local, remote_port=port, remote_host=self.address))
+        # fabric binds the local end in its tunnel thread: wait for it, or a first client is refused
+        listening, _ = wait.poll(lambda: (probes.port_open("127.0.0.1", local, timeout=0.5), ""), 10, interval=0.05)
+        if not listening:
+            raise DatameshError(f"the SSH tunnel to {self.address}:{port} through {self.where} did not open a local "
+                                f"port within 10 s; check that the SSH server allows TCP forwarding (AllowTcpForwarding).")
         return local
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ def check_name(nodeid: str, component: str = "") -> str:
     param = param.rstrip("]")
     if component and param:
         param = "" if param == component else param.removesuffix(f"-{component}").removeprefix(f"{component}-")
+    param = param.split("?")[0]  # a host spec's ssh_config and key paths say nothing in a table
     return base.replace("_", " ") + (f" [{param}]" if param else "")
 
 

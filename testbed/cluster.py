@@ -343,6 +343,7 @@ def write_env_file() -> Path:
     env_file().write_text(
         f"export KUBECONFIG={kubeconfig_path()}\n"
         "export DATAMESH_INVENTORY=testbed\n"
+        f"export PATH={kubectl_path().parent}:$PATH\n"
     )
     return env_file()
 

@@ -156,30 +156,28 @@ def start(procs: Procs, cfg: dict) -> float:
     """The proxy with the proxy pod's command, then the hub with the role's jupyterhub_config.py
     and the hub container's env."""
     t0 = time.monotonic()
-    home = install()
-    base = run_dir() / "jupyterhub"
-    base.mkdir(parents=True, exist_ok=True)
-    paths = cfg["paths"]
-    place_config(cfg, base)
-    caller = native_path(HUB_CONFIG_POD, paths, base)
-    srv = native_path("/srv/jupyterhub", paths, base)
-    homes = base / "home"
-    for d in (srv, homes):
-        d.mkdir(parents=True, exist_ok=True)
-    template = write_template(cfg["home_template"], base / "home-template")
-    hub_host = cfg["service"][0]["host"]
-    python = str(home / "venv" / "bin" / "python")
-    wrapper = base / "testbed_config.py"
-    wrapper.write_text(HUB_OVERRIDES.substitute(
-        caller=repr(str(caller)), hub_ip=repr(ip_of(hub_host)), homes=repr(str(homes)), python=repr(python),
-        marker_var=repr(MARKER_VAR), marker=repr(str(run_dir())), srv=repr(str(srv)),
-        user_secret=repr(json.dumps(cfg["user_secret"])), template=repr(str(template))))
+    start_proxy(procs, cfg)
+    start_hub(procs, cfg)
+    return time.monotonic() - t0
 
+
+def _services(cfg: dict) -> tuple[dict, dict, dict]:
+    """The hub's, the proxy's public and the proxy's API Service entries of the saved config."""
     proxy = cfg["proxy"]
     public = next(s for s in proxy["service"] if s.get("node_port") or s["port"] == 80)
     api = next(s for s in proxy["service"] if s is not public)
-    for host in (hub_host, public["host"], api["host"]):
+    return cfg["service"][0], public, api
+
+
+def start_proxy(procs: Procs, cfg: dict) -> None:
+    """configurable-http-proxy with the proxy pod's command and env, until its API answers its token."""
+    home = install()
+    base = run_dir() / "jupyterhub"
+    base.mkdir(parents=True, exist_ok=True)
+    hub, public, api = _services(cfg)
+    for host in (hub["host"], public["host"], api["host"]):
         check_loopback(ip_of(host))
+    proxy = cfg["proxy"]
     chp = home / "chp" / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
     cmd = list(proxy.get("command") or []) + list(proxy.get("args") or [])
     if not cmd or Path(cmd[0]).name != "configurable-http-proxy":
@@ -191,7 +189,30 @@ def start(procs: Procs, cfg: dict) -> float:
     wait_until("configurable-http-proxy API", lambda: probes.http_get(
         f"http://{api['host']}:{api['target_port']}/api/routes", {"Authorization": f"token {token}"})[0] == 200,
         30, pp, base / "proxy.log")
-    hub_env = base_env(native_env(cfg, base))
+
+
+def start_hub(procs: Procs, cfg: dict, env: dict[str, str] | None = None, wait: bool = True) -> None:
+    """The hub with the role's jupyterhub_config.py and the hub container's env (`env` overrides
+    entries of it: a fault such as a wrong proxy token); with `wait`, until /hub/api answers
+    through the proxy."""
+    home = install()
+    base = run_dir() / "jupyterhub"
+    paths = cfg["paths"]
+    place_config(cfg, base)
+    caller = native_path(HUB_CONFIG_POD, paths, base)
+    srv = native_path("/srv/jupyterhub", paths, base)
+    homes = base / "home"
+    for d in (srv, homes):
+        d.mkdir(parents=True, exist_ok=True)
+    template = write_template(cfg["home_template"], base / "home-template")
+    hub, public, _ = _services(cfg)
+    python = str(home / "venv" / "bin" / "python")
+    wrapper = base / "testbed_config.py"
+    wrapper.write_text(HUB_OVERRIDES.substitute(
+        caller=repr(str(caller)), hub_ip=repr(ip_of(hub["host"])), homes=repr(str(homes)), python=repr(python),
+        marker_var=repr(MARKER_VAR), marker=repr(str(run_dir())), srv=repr(str(srv)),
+        user_secret=repr(json.dumps(cfg["user_secret"])), template=repr(str(template))))
+    hub_env = {**base_env(native_env(cfg, base)), **(env or {})}
     ph = procs.start("hub", [python, "-m", "jupyterhub", "--config", str(wrapper)], env=hub_env, cwd=srv,
                      log_file=base / "hub.log")
 
@@ -199,8 +220,8 @@ def start(procs: Procs, cfg: dict) -> float:
         status, body = probes.http_get(f"http://{public['host']}:{public['target_port']}/hub/api")
         return status == 200 and "version" in json.loads(body)
 
-    wait_until("JupyterHub /hub/api through the proxy", hub_ready, 120, ph, base / "hub.log", interval=0.5)
-    return time.monotonic() - t0
+    if wait:
+        wait_until("JupyterHub /hub/api through the proxy", hub_ready, 120, ph, base / "hub.log", interval=0.5)
 
 
 def write_template(configmap: dict, folder: Path) -> Path:

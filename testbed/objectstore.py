@@ -101,14 +101,12 @@ def start(procs: Procs, cfg: dict) -> float:
     if cfg.get("server") == "versitygw":
         for init in cfg.get("init_containers") or []:  # data-folder: the posix folder, made as the pod makes it
             run(native_command(init, base), env=base_env(native_env(init, base)), cwd=base, capture=True, timeout=60)
-        args, data = _versitygw_args(cfg.get("args") or [], ip, paths, base)
+        args, _ = _versitygw_args(cfg.get("args") or [], ip, paths, base)
         env = base_env(native_env(cfg, base))
     else:
-        pod_args = cfg.get("args") or []
-        data_pod = next((a for a in pod_args[1:] if a.startswith("/")), "/data") if pod_args[:1] == ["server"] else "/data"
-        data = native_path(data_pod, paths, base)
-        args = ["--port", f"{ip}:{port}", "--quiet", "posix", str(data)]
+        args = ["--port", f"{ip}:{port}", "--quiet", "posix", str(data_folder(cfg))]
         env = base_env({S3_ENV[k]: v for k, v in native_env(cfg, base).items() if k in S3_ENV})
+    data = data_folder(cfg)
     if set(S3_ENV.values()) - set(env):
         raise TestbedError(f"the object store's env has no {' or '.join(S3_ENV.values())} "
                            f"(or MinIO's {' or '.join(S3_ENV)}): the root login is missing")
@@ -124,6 +122,17 @@ def start(procs: Procs, cfg: dict) -> float:
                is not None, 30, p, base / "versitygw.log")
     run_bucket_job(cfg["bucket_job"], base / "bucket-job")
     return time.monotonic() - t0
+
+
+def data_folder(cfg: dict) -> Path:
+    """The folder the S3 server keeps its buckets in, one subfolder each, as start() runs it."""
+    base = run_dir() / "s3"
+    paths = cfg.get("paths") or {"/data": "data"}
+    if cfg.get("server") == "versitygw":
+        return _versitygw_args(cfg.get("args") or [], "127.0.0.1", paths, base)[1]
+    pod_args = cfg.get("args") or []
+    data_pod = next((a for a in pod_args[1:] if a.startswith("/")), "/data") if pod_args[:1] == ["server"] else "/data"
+    return native_path(data_pod, paths, base)
 
 
 def _versitygw_args(args: list[str], ip: str, paths: dict[str, str], base: Path) -> tuple[list[str], Path]:

@@ -195,11 +195,22 @@ def down(purge: bool = False) -> None:
     log("services stopped" + (" and data removed" if purge else "; data kept in " + str(run_dir())))
 
 
-def restart(name: str) -> float:
+def restart(name: str, env: dict[str, str] | None = None, wait: bool = True) -> float:
     """Stop one service and start it again with the config of the last up(); returns its start time.
-    The Hive Metastore (its restart must find the existing schema: IS_RESUME) and the dbt-docs pod
-    (nginx and its sync container, which must serve the docs its volume kept)."""
+    The Hive Metastore (its restart must find the existing schema: IS_RESUME), the dbt-docs pod
+    (nginx and its sync container, which must serve the docs its volume kept), Trino, and the
+    JupyterHub hub alone (`env` overrides entries of its container's env; without `wait` a hub
+    that exits at start is left exited, as a crash-looping pod would be)."""
     config = saved_config()
+    started = time.monotonic()
+    if name == "trino":
+        stop_one("trino")
+        trino.wait(*trino.start(Procs(), config["trino"]))
+        return time.monotonic() - started
+    if name == "jupyterhub-hub":
+        stop_one("hub")
+        jupyterhub.start_hub(Procs(), config["jupyterhub"], env, wait)
+        return time.monotonic() - started
     if name in ("hive", "hive-metastore"):
         stop_one("hive-metastore")
         return hive.start(Procs(), config["hive"])
@@ -207,7 +218,7 @@ def restart(name: str) -> float:
         for process in ("docs-sync", "nginx"):
             stop_one(process)
         return nginx.start(Procs(), config["nginx"])
-    raise TestbedError(f"restart supports hive-metastore and dbt-docs, not {name}")
+    raise TestbedError(f"restart supports hive-metastore, dbt-docs, trino and jupyterhub-hub, not {name}")
 
 
 def _addresses() -> dict[str, tuple[str, int]]:

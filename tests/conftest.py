@@ -77,7 +77,10 @@ def cluster_testbed():
 
 @pytest.fixture(scope="session")
 def env(cluster_testbed) -> dict:
-    return {**os.environ, "KUBECONFIG": str(cluster_testbed), "DATAMESH_INVENTORY": "testbed"}
+    """The user's environment on the testbed: its kubeconfig and inventory, and its kubectl first on PATH
+    (the in-cluster checks of `invoke verify` run `kubectl exec`)."""
+    path = os.pathsep.join([str(testbed.kubectl_path().parent), os.environ.get("PATH", "")])
+    return {**os.environ, "KUBECONFIG": str(cluster_testbed), "DATAMESH_INVENTORY": "testbed", "PATH": path}
 
 
 @pytest.fixture(scope="session")
