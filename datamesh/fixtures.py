@@ -41,6 +41,7 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
+    _loaded.clear()  # a new run in the same process (`up`, role after role) may check another inventory
     config.addinivalue_line("markers", "api: needs only the Kubernetes API; `invoke up` runs it after the role")
     config.addinivalue_line("markers", "next_step(text): what to do when this check fails")
     config.addinivalue_line("markers", "applies(predicate): a common check only for roles whose rendered objects it accepts")

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ def pytest_args(inventory: Inventory, roles: list[str], *, api_only: bool = Fals
     paths = [str(COMMON)] + [str(ROLES_DIR / r / "verify.py") for r in roles if (ROLES_DIR / r / "verify.py").is_file()]
     quiet = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
     args = [*paths, "-p", "datamesh.fixtures", *quiet, "--import-mode=importlib",
-            "--rootdir", str(ROOT), "-c", str(ROOT / "datamesh" / "verify.ini"),
+            "--rootdir", str(ROLES_DIR.parent), "-c", str(ROOT / "datamesh" / "verify.ini"),
             "--datamesh-inventory", str(inventory.path), "--datamesh-roles", ",".join(roles),
             "-p", "testinfra.plugin", "--hosts", testinfra_spec(inventory["hosts"]["nodeports"]), "-q", "--tb=no", "-rN"]
     if api_only:
@@ -132,6 +133,8 @@ def run(inventory: Inventory, roles: list[str], *, api_only: bool = False, keywo
     workers = workers or min(4, os.cpu_count() or 1)
     args = pytest_args(inventory, roles, api_only=api_only, keyword=keyword, junit=junit, workers=workers)
     output = io.StringIO()
+    for path in (Path(a) for a in args if a.endswith(".py")):  # pytest's importlib mode reuses a module by its
+        sys.modules.pop(".".join(path.relative_to(ROLES_DIR.parent).with_suffix("").parts), None)  # name: load anew
     fixtures.PRESET.clear()
     fixtures.PRESET.update(preset or {})
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
@@ -207,7 +210,10 @@ def write_json(checks: list[Check], order: list[str], path: Path, seconds: float
 def verify(inventory: Inventory, selected: list[Role], reporter: Reporter, *, keyword: str | None = None,
            junit: str | None = None, report_json: str | None = None, workers: int = 0) -> list[Check]:
     """`invoke verify`: every selected role's checks, a line per check as it finishes, then the table."""
+    from datamesh.playbook import connect  # the API must answer before any check is worth running
+
     started = time.monotonic()
+    connect(inventory, reporter)
     reporter.line(f"inventory: {inventory.path} | NodePorts from {inventory['hosts']['nodeports'].split('?')[0]} "
                   f"at {inventory['hosts']['address']} | roles: {', '.join(r.name for r in selected)}")
     order = [r.name for r in selected]

@@ -125,7 +125,23 @@ def test_render_needs_no_cluster(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == expected
 
 
-@pytest.mark.parametrize("task", ["up", "plan", "render", "status"])
+def test_verify_against_a_refusing_port_fails_with_one_sentence_before_any_check(tmp_path):
+    port = free_port()
+    result = invoke("verify", "--inventory", str(inventory_file(tmp_path, kubeconfig(tmp_path, port))))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: cannot reach the Kubernetes API of context 'lab' at https://127.0.0.1:{port} "
+                                     "(connection refused): start the lab cluster.")
+    assert "checks:" not in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["many", "-1", "33"])
+def test_verify_refuses_a_worker_count_that_is_not_0_to_32(workers):
+    result = invoke("verify", "--workers", workers)
+    assert result.returncode == 1
+    assert f"error: --workers must be a whole number from 0 (one per CPU) to 32, not '{workers}'." in result.stderr
+
+
+@pytest.mark.parametrize("task", ["up", "plan", "render", "status", "verify"])
 def test_every_task_has_help(task):
     result = invoke(task, "--help")
     assert result.returncode == 0
