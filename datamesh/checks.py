@@ -7,7 +7,6 @@ bucket never made); these checks answer "does it work from here", one line per s
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable
 
@@ -28,19 +27,13 @@ def postgres(reach: Endpoints, name: str, host: str, port: int) -> str:
 
 
 def trino(reach: Endpoints, name: str, host: str, port: int) -> str:
-    status, body = probes.http_get(f"http://{host}:{port}/v1/info")
-    info = json.loads(body) if status == 200 else {}
-    if status != 200 or info.get("starting", True):
-        raise probes.ProbeError(f"Trino's /v1/info answered {status} {'(still starting)' if info else ''}".strip())
-    return f"Trino {info.get('nodeVersion', {}).get('version', '?')} answers /v1/info, started"
+    return f"Trino {probes.trino_started(f'http://{host}:{port}')} answers /v1/info, started"
 
 
 def object_store(reach: Endpoints, name: str, host: str, port: int) -> str:
     login = reach.login(name)
     bucket = reach.inventory["minio"]["bucket"]
-    buckets = probes.s3_buckets(f"{host}:{port}", login.user, login.password)
-    if bucket not in buckets:
-        raise probes.ProbeError(f"the object store has no bucket {bucket} (it has: {', '.join(buckets) or 'none'})")
+    probes.s3_bucket_listed(f"{host}:{port}", login.user, login.password, bucket)
     return f"lists bucket {bucket} as {login.user}"
 
 

@@ -85,6 +85,17 @@ def trino_query(url: str, sql: str, *, user: str = "admin", timeout: float = 120
         raise ProbeError(f"Trino at {url} could not be queried: {getattr(e, 'reason', e)}") from e
 
 
+def trino_started(url: str) -> str:
+    """Trino's version, once its /v1/info at `url` says it has started; ProbeError before that."""
+    status, body = http_get(f"{url}/v1/info")
+    info = json.loads(body) if status == 200 else {}
+    if status != 200:
+        raise ProbeError(f"Trino's /v1/info at {url} answered HTTP {status}")
+    if info.get("starting", True):
+        raise ProbeError(f"Trino at {url} is still starting; wait a minute and try again")
+    return info.get("nodeVersion", {}).get("version", "?")
+
+
 # ------------------------------------------------------------------ JupyterHub
 
 
@@ -120,22 +131,23 @@ def hub_login(url: str, user: str, password: str, timeout: float = 30) -> http.c
     return jar
 
 
-def hub_api(url: str, jar: http.cookiejar.CookieJar, path: str, timeout: float = 30) -> tuple[int, bytes]:
-    """GET {url}/hub/api{path} as the logged-in browser does: the session's cookies, and its _xsrf
+def hub_api(url: str, jar: http.cookiejar.CookieJar, path: str, method: str = "GET",
+            timeout: float = 30) -> tuple[int, bytes]:
+    """{method} {url}/hub/api{path} as the logged-in browser does: the session's cookies, and its _xsrf
     token (set by /hub/home) in X-XSRFToken, which JupyterHub 4 asks of cookie-authenticated API calls."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     try:
         with opener.open(f"{url}/hub/home", timeout=timeout) as page:
             page.read()
         xsrf = next((c.value for c in jar if c.name == "_xsrf"), "")
-        request = urllib.request.Request(f"{url}/hub/api{path}",
+        request = urllib.request.Request(f"{url}/hub/api{path}", method=method,
                                          headers={"X-XSRFToken": xsrf, "Referer": f"{url}/hub/home"})
         with opener.open(request, timeout=timeout) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
     except (urllib.error.URLError, OSError) as e:
-        raise ProbeError(f"JupyterHub at {url} did not answer GET /hub/api{path}: {getattr(e, 'reason', e)}") from e
+        raise ProbeError(f"JupyterHub at {url} did not answer {method} /hub/api{path}: {getattr(e, 'reason', e)}") from e
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -173,6 +185,13 @@ def s3_client(endpoint: str, access_key: str, secret_key: str, http_client=None)
     parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
     return Minio(parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https",
                  http_client=http_client)
+
+
+def s3_bucket_listed(endpoint: str, access_key: str, secret_key: str, bucket: str) -> None:
+    """ProbeError unless the login sees `bucket` at `endpoint`."""
+    buckets = s3_buckets(endpoint, access_key, secret_key)
+    if bucket not in buckets:
+        raise ProbeError(f"the object store has no bucket {bucket} (it has: {', '.join(buckets) or 'none'})")
 
 
 def s3_buckets(endpoint: str, access_key: str, secret_key: str, timeout: float = 5) -> list[str]:

@@ -2,7 +2,6 @@
 Hive table written and read back through the metastore and the object store, its pod's paths to
 each database, the metastore and the object store, and after `invoke seed` the cross-domain join."""
 
-import json
 import uuid
 
 import pytest
@@ -23,10 +22,7 @@ def trino(nodeport):
 
 
 def test_info_says_it_has_started(trino):
-    status, body = probes.http_get(f"{trino}/v1/info")
-    info = json.loads(body) if status == 200 else {}
-    assert status == 200, f"Trino's /v1/info at {trino} answered HTTP {status}"
-    assert info.get("starting") is False, f"Trino at {trino} is still starting; wait a minute and verify again"
+    probes.trino_started(trino)
 
 
 def test_select_1_answers(trino):

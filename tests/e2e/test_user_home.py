@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -38,16 +37,10 @@ class Hub:
 
     def __init__(self, jar: http.cookiejar.CookieJar):
         self.jar = jar
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        with self.opener.open(f"{HUB}/hub/home", timeout=30) as page:  # the session's own _xsrf cookie
-            page.read()
 
     def call(self, method: str, path: str) -> dict:
-        xsrf = next((c.value for c in self.jar if c.name == "_xsrf"), "")
-        request = urllib.request.Request(f"{HUB}/hub/api{path}", method=method,
-                                         headers={"X-XSRFToken": xsrf, "Referer": f"{HUB}/hub/home"})
-        with self.opener.open(request, timeout=60) as answer:
-            body = answer.read()
+        status, body = probes.hub_api(HUB, self.jar, path, method, timeout=60)
+        assert status < 400, f"{method} /hub/api{path} answered HTTP {status}: {body[:300]!r}"
         return json.loads(body) if body else {}
 
     def server(self) -> dict | None:
