@@ -154,7 +154,8 @@ def test_the_report_has_the_shape_of_ups(tmp_path):
                                                  "next": "fix it"}
 
 
-def test_verify_refuses_a_k_that_matches_nothing(demo_role):
+def test_verify_refuses_a_k_that_matches_nothing(demo_role, monkeypatch):
+    monkeypatch.setattr("datamesh.playbook.connect", lambda inventory, reporter: None)  # no cluster in unit tests
     with pytest.raises(DatameshError, match="no check matched -k 'nothing_like_this'"):
         verify.verify(demo_role, [Role("demo", None)], Reporter(io.StringIO()), keyword="nothing_like_this", workers=1)
 
