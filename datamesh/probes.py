@@ -26,6 +26,10 @@ class ProbeError(DatameshError):
     """A service did not answer as it should; the message names it and its address."""
 
 
+class LoginRefused(ProbeError):
+    """The service answered and refused the login (as opposed to not answering at all)."""
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -123,11 +127,11 @@ def hub_login(url: str, user: str, password: str, timeout: float = 30) -> http.c
         opener.open(urllib.request.Request(f"{url}/hub/login?next=", data=data), timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code != 302:
-            raise ProbeError(f"JupyterHub at {url} refused the login as {user} (HTTP {e.code})") from e
+            raise LoginRefused(f"JupyterHub at {url} refused the login as {user} (HTTP {e.code})") from e
     except (urllib.error.URLError, OSError) as e:
         raise ProbeError(f"JupyterHub at {url} did not answer the login: {getattr(e, 'reason', e)}") from e
     if not any(c.name.startswith("jupyterhub-session-id") or c.name == "jupyterhub-hub-login" for c in jar):
-        raise ProbeError(f"JupyterHub at {url} set no session cookie for {user}: the login was refused")
+        raise LoginRefused(f"JupyterHub at {url} set no session cookie for {user}: the login was refused")
     return jar
 
 

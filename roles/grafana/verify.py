@@ -27,8 +27,8 @@ def test_health_says_its_database_is_ok(grafana):
 
 
 @pytest.mark.parametrize("uid", DATASOURCES)
-@pytest.mark.next_step("check that the data source's database is up (`invoke verify --only postgres`) and that "
-                       "grafana-datasource-credentials holds its login, then restart Grafana")
+@pytest.mark.next_step("if Grafana's own health passes, check that the data source's database is up (`invoke verify "
+                       "--only postgres`) and that grafana-datasource-credentials holds its login, then restart Grafana")
 def test_each_provisioned_datasource_is_healthy(grafana, reach, uid):
     login = reach.login("grafana")
     auth = base64.b64encode(f"{login.user}:{login.password}".encode()).decode()

@@ -1,7 +1,6 @@
 """The object store's checks: the data lake's bucket there for the root login (through a
 port-forward of the Kubernetes API), and its console answering on its NodePort."""
 
-import pytest
 
 from datamesh import probes
 from datamesh.manifests import URL_PATH
@@ -10,8 +9,6 @@ NEXT_STEP = "read `kubectl -n {platform} logs deploy/minio --tail 50`; a missing
             "`invoke up --only minio` (its bucket Job) and its files with `invoke seed --only lake,hive,dbt,docs`"
 
 
-@pytest.mark.next_step("the bucket is gone: run `invoke up --only minio` to make it again (its Job), then "
-                       "`invoke seed` to put the lake's files back")
 def test_the_lake_bucket_is_there_for_the_root_login(reach, inventory):
     bucket = inventory["minio"]["bucket"]
     login = reach.login("minio")

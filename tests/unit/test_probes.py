@@ -4,6 +4,7 @@ that finds nothing at its address says which service and which address."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import http.server
 import socket
 import struct
@@ -124,6 +125,9 @@ def test_every_probe_names_the_service_and_address_it_could_not_reach():
          f"PostgreSQL at 127.0.0.1:{port}"),
         (lambda: probes.s3_buckets(f"127.0.0.1:{port}", "user", "secret"), f"object store at 127.0.0.1:{port}"),
         (lambda: probes.http_get(f"http://127.0.0.1:{port}/"), f"GET http://127.0.0.1:{port}/"),
+        (lambda: probes.trino_started(f"http://127.0.0.1:{port}"), f"GET http://127.0.0.1:{port}/v1/info"),
+        (lambda: probes.hub_api(f"http://127.0.0.1:{port}", http.cookiejar.CookieJar(), "/proxy"),
+         f"JupyterHub at http://127.0.0.1:{port}"),
     ]
     for call, names in cases:
         with pytest.raises(probes.ProbeError) as caught:
@@ -131,6 +135,13 @@ def test_every_probe_names_the_service_and_address_it_could_not_reach():
         assert names in str(caught.value)
         assert isinstance(caught.value, DatameshError) and "\n" not in str(caught.value).strip()
     assert probes.port_open("127.0.0.1", port) is False
+
+
+def test_a_hub_that_does_not_answer_is_not_a_refused_login():
+    """verify's wrong-password check passes only on LoginRefused: no answer must not look like one."""
+    with pytest.raises(probes.ProbeError) as caught:
+        probes.hub_login(f"http://127.0.0.1:{free_port()}", "admin", "wrong")
+    assert not isinstance(caught.value, probes.LoginRefused)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
