@@ -4,6 +4,7 @@ its sentence and next step, and a JUnit file that parses; the pure helpers the c
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import xml.etree.ElementTree as ElementTree
@@ -208,3 +209,19 @@ def test_the_inventory_refuses_an_ssh_host_without_a_host_name(write_inventory):
 def test_the_inventory_refuses_not_run_for_an_unknown_component(write_inventory):
     with pytest.raises(DatameshError, match="unknown key 'verify.not_run.grafanna'"):
         inventory.load(str(write_inventory("verify:\n  not_run:\n    grafanna: typo\n")))
+
+
+def test_closing_the_tunnels_does_not_raise_a_tunnel_threads_own_error():
+    """fabric re-raises, when a tunnel closes, any error its threads met (a client that reset its
+    connection); that must not fail the check that happens to end the session."""
+    from invoke.exceptions import ThreadException
+
+    @contextlib.contextmanager
+    def tunnel_whose_thread_failed():
+        yield
+        raise ThreadException([])
+
+    opened = nodeports.NodePorts(inventory.load("docker-desktop"))
+    opened._stack.enter_context(tunnel_whose_thread_failed())
+    opened.close()
+    assert opened.url("trino") == "http://localhost:30081"
