@@ -92,7 +92,11 @@ def component(item) -> str:
     callspec = getattr(item, "callspec", None)
     if callspec and "role" in callspec.params:
         return callspec.params["role"]
-    path = Path(str(item.path))
+    return file_component(Path(str(item.path)))
+
+
+def file_component(path: Path) -> str:
+    """roles/<name>/verify.py belongs to <name>; any other checks file to its own name."""
     return path.parent.name if path.name == "verify.py" else path.stem
 
 

@@ -116,8 +116,9 @@ class Collector:
 
     def pytest_collectreport(self, report) -> None:
         if report.failed:
-            path = Path(report.nodeid.split("::")[0])
-            component = path.parent.name if path.name == "verify.py" else path.stem
+            from datamesh.fixtures import file_component
+
+            component = file_component(Path(report.nodeid.split("::")[0]))
             text = str(report.longrepr).strip().splitlines()
             self.checks[report.nodeid] = Check(component, f"load {report.nodeid}", "failed",
                                                message=text[-1] if text else "the file could not be collected",

@@ -25,13 +25,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from datamesh.nodeports import free_port
 from testbed.common import (TestbedError, apt_install, logger, pid_alive, proc_stat, run, runs_from, stop_process,
                             wait_until)
 
@@ -60,12 +60,6 @@ def install() -> Path:
     if not SSHD.exists():
         apt_install("openssh-server", log=log)
     return SSHD
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path: Path, comment: str) -> None:

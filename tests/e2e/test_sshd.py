@@ -11,7 +11,8 @@ import fabric
 import testinfra
 
 from testbed.common import pid_alive, runs_from, wait_until
-from testbed.sshd import HOST, free_port, sessions, start, stop
+from datamesh.nodeports import free_port
+from testbed.sshd import HOST, sessions, start, stop
 
 
 def mentioning(marker) -> set[int]:
