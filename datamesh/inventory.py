@@ -28,6 +28,7 @@ DEFAULTS_FILE = INVENTORY_DIR / "defaults.yml"
 ROLES_DIR = ROOT / "roles"
 DEFAULT_NAME = "docker-desktop"
 CREDENTIAL_POLICIES = ("lab", "generate")
+POD_SECURITY_LEVELS = ("restricted", "baseline")  # privileged is never enforced: it would admit anything
 
 
 @dataclass
@@ -196,6 +197,11 @@ def _check_rules(inventory: Inventory) -> None:
     if not 0 <= v["verify"]["workers"] <= 32:
         where = _where(inventory.path, inventory.lines, "verify.workers")
         raise DatameshError(f"{where}: key 'verify.workers' must be from 0 (one per CPU) to 32, got {v['verify']['workers']}.")
+    level = v["security"]["pod_security"]
+    if level not in POD_SECURITY_LEVELS:
+        where = _where(inventory.path, inventory.lines, "security.pod_security")
+        raise DatameshError(f"{where}: key 'security.pod_security' must be one of {', '.join(POD_SECURITY_LEVELS)} "
+                            f"(the Pod Security level enforced on every namespace), got {level!r}.")
     ports = v["nodeports"]
     seen: dict[int, str] = {}
     for component, port in ports.items():
