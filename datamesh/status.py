@@ -15,6 +15,8 @@ from datamesh.report import Reporter
 from datamesh.role import Role
 from datamesh.wait import PREDICATES, readiness
 
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+
 
 def run(inventory: Inventory, selected: list[Role], reporter: Reporter, check: bool = False) -> bool:
     """`invoke status`: connect, print the table, and with `check` use each service once
@@ -28,14 +30,34 @@ def run(inventory: Inventory, selected: list[Role], reporter: Reporter, check: b
     return healthy
 
 
+def security_lines(security: dict, enforced: dict[str, str]) -> list[str]:
+    """The protections in force, a weakened one in capitals with the key that weakened it."""
+    if security["network_policies"]:
+        policies = ("network policies: on (default-deny ingress, then only the platform's paths; enforced only by a "
+                    "CNI that implements NetworkPolicy: kind's kindnet since v0.24 and k3s's controller do, "
+                    "Docker Desktop's does not)")
+    else:
+        policies = "network policies: OFF (security.network_policies: false): any pod can reach any database"
+    level = security["pod_security"]
+    pods = f"pod security: {level} enforced" if level == "restricted" else \
+        f"pod security: WEAKER, {level} enforced (security.pod_security: {level}); restricted only warns"
+    if enforced:
+        pods += " (live: " + ", ".join(f"{ns}={value}" for ns, value in enforced.items()) + ")"
+    trino = ("trino: password logins over HTTPS and file-based access rules" if security["trino_auth"] else
+             "trino: OFF (security.trino_auth: false): anyone names any user and reads and writes everything")
+    return [policies, pods, trino]
+
+
 def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter: Reporter) -> bool:
     """Print the status table; True when every object exists and is ready."""
     healthy = True
-    secrets, addresses, notices = [], [], []
+    secrets, addresses, notices, enforced = [], [], [], {}
     for role in selected:
         rows = []
         for obj in role.render(inventory.vars):
             live = cluster.get(obj)
+            if obj["kind"] == "Namespace" and live:
+                enforced[obj["metadata"]["name"]] = (live["metadata"].get("labels") or {}).get(PSA_ENFORCE, "none")
             if live is None:
                 state = "missing"
                 healthy = False
@@ -74,6 +96,9 @@ def show(cluster: Cluster, inventory: Inventory, selected: list[Role], reporter:
                 f"  {meta['namespace']}/{meta['name']} [{', '.join(keys)}] ({policy}): "
                 f"kubectl -n {meta['namespace']} get secret {meta['name']} -o go-template='{{{{index .data \"{password}\" | base64decode}}}}'"
             )
+    reporter.line(f"\nsecurity (settings in {shown(inventory.path)}):")
+    for line in security_lines(inventory["security"], enforced):
+        reporter.line(f"  {line}")
     if notices:
         reporter.line(f"\nnotices (settings live in {shown(inventory.path)}):")
         for notice in notices:

@@ -94,6 +94,15 @@ def test_unknown_policy(write_inventory):
     assert "must be one of lab, generate" in error_of(write_inventory("credentials: {policy: random}\n"))
 
 
+def test_privileged_pod_security_is_refused_naming_the_levels(write_inventory):
+    message = error_of(write_inventory("security: {pod_security: privileged}\n"))
+    assert "key 'security.pod_security' must be one of restricted, baseline" in message
+
+
+def test_a_protection_switched_off_must_be_a_boolean(write_inventory):
+    assert "must be" in error_of(write_inventory("security: {network_policies: 'no'}\n"))
+
+
 def test_image_must_be_pinned(write_inventory):
     assert "pinned to an exact tag" in error_of(write_inventory("images: {postgres: 'postgres:latest'}\n"))
     assert "pinned to an exact tag" in error_of(write_inventory("images: {postgres: postgres}\n"))
