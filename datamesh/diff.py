@@ -13,15 +13,19 @@ import copy
 import difflib
 import hashlib
 import json
-import secrets
 from typing import Any
 
 import yaml
 from kubernetes.utils.quantity import parse_quantity
 
+from datamesh import generated
+
 FINGERPRINT = "datamesh.io/fingerprint"
 GENERATED = "datamesh.io/generated-keys"
 COPIED = "datamesh.io/copy-keys"
+# A self-signed certificate: `key+cert,cert` (two keys of the Secret) for the names listed beside it.
+CERTIFICATE, CERTIFICATE_NAMES = "datamesh.io/certificate-keys", "datamesh.io/certificate-names"
+PASSWORD_FILE = "datamesh.io/password-file"  # a key holding PBKDF2 lines for every `<user>-password` key
 SERVER_FIELDS = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink")
 QUANTITY_PARENTS = {"requests", "limits", "capacity", "allocatable", "hard"}
 
@@ -67,16 +71,48 @@ def fill_generated(desired: dict, live: dict | None, known: dict[str, str] | Non
     filled = copy.deepcopy(desired)
     live_data = (live or {}).get("data") or {}
     for key in keys:
-        filled["data"][key] = live_data.get(key) or base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
+        filled["data"][key] = live_data.get(key) or _b64(generated.token())
     for item in copies:
         key, _, source = item.partition("=")
         if source not in known and not live_data.get(key):
             raise ValueError(f"Secret {filled['metadata']['name']} copies {source}, which no earlier Secret of the run has")
         filled["data"][key] = known.get(source) or live_data[key]
+    _fill_certificate(filled, live_data)
+    _fill_password_file(filled, live_data)
     meta = filled["metadata"]
     for key, value in filled.get("data", {}).items():
         known[f"{meta.get('namespace')}/{meta['name']}:{key}"] = value
     return filled
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _text(value: str) -> str:
+    return base64.b64decode(value).decode() if value else ""
+
+
+def _fill_certificate(filled: dict, live_data: dict) -> None:
+    keys = _annotation_list(filled, CERTIFICATE)
+    if not keys:
+        return
+    both, cert = keys
+    names = _annotation_list(filled, CERTIFICATE_NAMES)
+    if live_data.get(both) and generated.certificate_covers(_text(live_data.get(cert, "")), names):
+        filled["data"][both], filled["data"][cert] = live_data[both], live_data[cert]
+    else:
+        pem, cert_pem = generated.self_signed(names)
+        filled["data"][both], filled["data"][cert] = _b64(pem), _b64(cert_pem)
+
+
+def _fill_password_file(filled: dict, live_data: dict) -> None:
+    for key in _annotation_list(filled, PASSWORD_FILE):
+        passwords = {name.removesuffix("-password"): _text(value)
+                     for name, value in filled["data"].items() if name.endswith("-password")}
+        current = _text(live_data.get(key, ""))
+        keep = current and generated.password_file_matches(current, passwords)
+        filled["data"][key] = live_data[key] if keep else _b64(generated.password_file(passwords))
 
 
 def needs_apply(desired: dict, live: dict | None) -> bool:

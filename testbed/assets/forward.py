@@ -4,7 +4,7 @@
 
 One asyncio process, one listener per pair, bytes copied both ways until either side closes.
 It stands in for kube-proxy, with pairs testbed/forwarder.py derives from the rendered Services: each
-NodePort (30080 -> proxy-public's CHP on 8000, 30081 -> trino-coordinator:8080, 30084 -> nginx on
+NodePort (30080 -> proxy-public's CHP on 8000, 30081 -> trino-public:8443 (or trino-coordinator:8080 without auth), 30084 -> nginx on
 8080) and each Service port that differs from its targetPort (proxy-public:80, dbt-docs:80).
 Standard library only; started by testbed/forwarder.py, stopped with the other services.
 """

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from tests.unit.helpers import rendered_for
+from tests.unit.helpers import by_kind, rendered_for
 
 
 def test_namespaces_are_labelled_with_their_domain():
     namespaces = {ns["metadata"]["name"]: ns["metadata"]["labels"]["datamesh.io/domain"]
-                  for ns in rendered_for("docker-desktop")["namespaces"]}
+                  for ns in rendered_for("docker-desktop")["namespaces"] if ns["kind"] == "Namespace"}
     assert namespaces == {"jupyterhub": "platform", "data-platform": "platform",
                           "sales-domain": "sales", "marketing-domain": "marketing"}
 
 
 def test_every_namespace_enforces_restricted_pod_security_by_default():
-    for ns in rendered_for("docker-desktop")["namespaces"]:
+    for ns in by_kind(rendered_for("docker-desktop")["namespaces"], "Namespace").values():
         labels = ns["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
 
 
 def test_a_baseline_inventory_enforces_baseline_and_still_warns_at_restricted(write_inventory):
-    for ns in rendered_for(str(write_inventory("security: {pod_security: baseline}\n")))["namespaces"]:
+    for ns in by_kind(rendered_for(str(write_inventory("security: {pod_security: baseline}\n")))["namespaces"], "Namespace").values():
         labels = ns["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
         assert labels["pod-security.kubernetes.io/audit"] == "restricted"
