@@ -7,7 +7,7 @@ node, sized like Docker Desktop's VM (4 CPU, 8Gi), and the life of the pods on
 it: Deployment and StatefulSet pods become Ready, Job pods complete.
 kwokctl's "binary" runtime runs the components as plain processes on loopback.
 
-    python -m testbed.cluster build   # build what is missing (cold: minutes; warm: nothing)
+    python -m testbed.cluster build   # build what is missing, cyclonus too (cold: minutes; warm: nothing)
     python -m testbed.cluster up      # build, start, write .testbed/env; prints timings
     python -m testbed.cluster env     # print the exports for the running cluster
     python -m testbed.cluster down    # stop; no process is left
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import yaml
 
-from testbed import provisioner
+from testbed import cyclonus, provisioner
 from testbed.common import (REPO, TestbedError, cache_root, cache_size, component_dir, logger, pid_alive, runs_from,
                             stop_process, wait_until)
 from testbed.kubebuild import K8S_VERSION, KWOK_VERSION, build, cached
@@ -379,7 +379,7 @@ def print_timings(timings: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.cluster", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{build,up,down,env,size}")
-    sub.add_parser("build", help="build or find every binary in the cache")
+    sub.add_parser("build", help="build or find every binary in the cache (and cyclonus, for the network policy tests)")
     sub.add_parser("up", help="build what is missing, start the cluster, write .testbed/env")
     sub.add_parser("down", help="stop the cluster; no process is left")
     sub.add_parser("env", help="print the shell exports for the running cluster")
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             start = time.monotonic()
-            for name, path in build(timings).items():
+            for name, path in {**build(timings), "cyclonus": cyclonus.build(timings=timings).parent}.items():
                 print(f"{name:12s} {path}")
             timings["build (total)"] = time.monotonic() - start
             print_timings(timings)
