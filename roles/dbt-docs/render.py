@@ -17,6 +17,7 @@ from datamesh.manifests import (
     claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security, read,
     secret_name, secret_ref, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials"]
 COMPONENT = NAME = "dbt-docs"
@@ -42,7 +43,7 @@ def render(vars: dict) -> list[dict]:
          "spec": claim_spec(vars, vars["storage"]["dbt-docs"])},
         service(COMPONENT, NAME, ns, service_port("http", PORT, node_port=vars["nodeports"]["dbt-docs"])),
         nginx(vars, ns, configmaps),
-    ]
+    ] + network_policies(COMPONENT, vars)
 
 
 def check(settings: dict) -> None:

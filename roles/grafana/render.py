@@ -13,6 +13,7 @@ from datamesh.manifests import (
     FILES, config_checksum, container_security, deployment, fqdn, http_probes, metadata, postgres, read, secret_name,
     secret_ref, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials"]  # data sources point at postgres, but nothing waits on it
 COMPONENT = "grafana"
@@ -40,7 +41,7 @@ def render(vars: dict) -> list[dict]:
         *configmaps,
         service(COMPONENT, "grafana", ns, service_port("http", PORT, node_port=vars["nodeports"]["grafana"])),
         grafana(vars, ns, configmaps),
-    ]
+    ] + network_policies(COMPONENT, vars)
 
 
 def copied_credentials(vars: dict, ns: str) -> dict:

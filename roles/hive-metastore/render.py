@@ -21,6 +21,7 @@ from datamesh.manifests import (
     claim_spec, config_checksum, container_security, deployment, fqdn, metadata, pod_security, postgres, proxy_env,
     read, secret_name, secret_ref, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio"]
 NAME = "hive-metastore"
@@ -45,7 +46,7 @@ def render(vars: dict) -> list[dict]:
     jars = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata("hive-metastore", JARS_CLAIM, namespace),
             "spec": claim_spec(vars, vars["storage"]["hive-metastore-jars"])}
     return [config, jars, service("hive-metastore", NAME, namespace, service_port("thrift", PORT)),
-            metastore_deployment(namespace, vars, config)]
+            metastore_deployment(namespace, vars, config)] + network_policies("hive-metastore", vars)
 
 
 def database() -> dict:

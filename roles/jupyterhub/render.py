@@ -27,6 +27,7 @@ from datamesh.manifests import (
     FILES, claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security,
     read, secret_name, secret_ref, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials"]
 COMPONENT = "jupyterhub"
@@ -62,7 +63,7 @@ def render(vars: dict) -> list[dict]:
                 app="proxy"),
         proxy(ns, vars),
         hub(ns, vars, config),
-    ]
+    ] + network_policies(COMPONENT, vars)
 
 
 def role(ns: str) -> dict:
@@ -141,6 +142,7 @@ def hub_env(ns: str, vars: dict) -> list[dict]:
         {"name": "DATAMESH_HOME_TEMPLATE", "value": HOME_TEMPLATE},
         {"name": "DATAMESH_USER_LOGINS", "value": USER_SECRET},
         {"name": "DATAMESH_BUCKET", "value": vars["minio"]["bucket"]},
+        {"name": "DATAMESH_TRINO_AUTH", "value": str(vars["security"]["trino_auth"]).lower()},
     ]
     if vars["storage"]["class"]:
         env.append({"name": "DATAMESH_STORAGE_CLASS", "value": vars["storage"]["class"]})

@@ -10,6 +10,7 @@ Warnings and audit stay at `restricted`, so a weaker enforce level still names w
 """
 
 from datamesh.manifests import metadata
+from datamesh.netpol import network_policies
 
 DEPENDS_ON: list[str] = []
 DOMAINS = {"jupyterhub": "platform", "platform": "platform", "sales": "sales", "marketing": "marketing"}
@@ -26,7 +27,7 @@ def render(vars: dict) -> list[dict]:
                                  labels={"datamesh.io/domain": domain, **pod_security_labels(level)}),
         }
         for key, domain in DOMAINS.items()
-    ]
+    ] + network_policies("namespaces", vars)
 
 
 def pod_security_labels(level: str) -> dict[str, str]:

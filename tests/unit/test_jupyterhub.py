@@ -22,6 +22,7 @@ def test_jupyterhub_objects(dd):
         ("ConfigMap", "hub-config"), ("ConfigMap", "jupyterhub-user-home"), ("ServiceAccount", "hub"), ("Role", "hub"), ("RoleBinding", "hub"),
         ("PersistentVolumeClaim", "hub-db"), ("Service", "hub"), ("Service", "proxy-api"),
         ("Service", "proxy-public"), ("Deployment", "proxy"), ("Deployment", "hub"),
+        ("NetworkPolicy", "hub"), ("NetworkPolicy", "proxy"), ("NetworkPolicy", "jupyterhub-user"),
     ])
     claim = find(objects, "PersistentVolumeClaim", "hub-db")
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
