@@ -38,6 +38,7 @@ from datamesh.manifests import (
     NOTICE, URL_PATH, claim_spec, container_security, fqdn, metadata, pod_security, read, secret_name, secret_ref,
     selector, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials"]
 NAME = "minio"
@@ -69,7 +70,7 @@ def render(vars: dict) -> list[dict]:
         console,
         statefulset(namespace, vars, server),
         bucket_job(namespace, vars, read(SCRIPT)),
-    ]
+    ] + network_policies("minio", vars)
 
 
 def chosen_server(vars: dict) -> str:

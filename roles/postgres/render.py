@@ -9,6 +9,7 @@ from datamesh.manifests import (
     claim_spec, container_security, metadata, platform, pod_security, read, secret_name, secret_ref, selector,
     service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials"]
 PORT = 5432
@@ -24,6 +25,7 @@ def render(vars: dict) -> list[dict]:
             objects.append(init_sql(pg, namespace))
         objects.append(service("postgres", pg["name"], namespace, service_port("postgres", PORT)))
         objects.append(statefulset(pg, namespace, vars))
+    objects += network_policies("postgres", vars)
     return objects
 
 

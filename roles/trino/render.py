@@ -25,6 +25,7 @@ from datamesh.manifests import (
     config_checksum, container_security, deployment, fqdn, metadata, platform, pod_security, read, secret_name,
     secret_ref, service, service_port,
 )
+from datamesh.netpol import network_policies
 
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"]
 COORDINATOR, WORKER = "trino-coordinator", "trino-worker"
@@ -48,6 +49,7 @@ def render(vars: dict) -> list[dict]:
                server(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
     if workers > 0:
         objects.append(server(WORKER, "worker.properties", workers, namespace, vars, config))
+    objects += network_policies("trino", vars)
     return objects
 
 
