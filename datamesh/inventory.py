@@ -190,6 +190,13 @@ def _check_rules(inventory: Inventory) -> None:
             f"{where}: credentials.lab_passwords are only used with policy 'lab'; "
             "remove them, since this inventory generates its passwords."
         )
+    if creds["users"]["postgres_reader"] == creds["users"]["postgres"]:
+        where = _where(inventory.path, inventory.lines, "credentials.users.postgres_reader")
+        raise DatameshError(
+            f"{where}: key 'credentials.users.postgres_reader' must differ from credentials.users.postgres "
+            f"(both {creds['users']['postgres']!r}): the read-only login is made NOSUPERUSER, which would demote "
+            "the databases' owner; choose another name."
+        )
     target = v["hosts"]["nodeports"]
     if target != "local" and not (target.startswith("ssh://") and urllib.parse.urlsplit(target).hostname):
         where = _where(inventory.path, inventory.lines, "hosts.nodeports")

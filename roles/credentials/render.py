@@ -23,8 +23,7 @@ def render(vars: dict) -> list[dict]:
         return creds["lab_passwords"][service] if creds["policy"] == "lab" else None
 
     secrets = [
-        secret(namespaces[pg["namespace"]], secret_name(pg["name"]),
-               {"username": creds["users"]["postgres"], "password": password("postgres")})
+        secret(namespaces[pg["namespace"]], secret_name(pg["name"]), postgres_logins(pg, creds["users"], password))
         for pg in platform()["postgres"]
     ]
     secrets.append(secret(namespaces["platform"], secret_name("minio"),
@@ -94,3 +93,12 @@ def secret(namespace: str, name: str, values: dict[str, str | None]) -> dict:
         "type": "Opaque",
         "data": {key: b64(value or "") for key, value in values.items()},
     }
+
+
+def postgres_logins(pg: dict, users: dict, password) -> dict[str, str | None]:
+    """A database's owner login and, where files/platform.yml gives it `reader_schemas`, its
+    read-only login (`reader-*`), which the postgres role's Job makes in the database."""
+    logins = {"username": users["postgres"], "password": password("postgres")}
+    if pg.get("reader_schemas"):
+        logins.update({"reader-username": users["postgres_reader"], "reader-password": password("postgres_reader")})
+    return logins

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from datamesh import diff, inventory, playbook
+from datamesh import diff, inventory, playbook, role
 from tests.unit.helpers import rendered_for
 
 
@@ -46,3 +46,29 @@ def test_trino_catalog_credentials_copy_the_domain_logins_through_the_engine():
         assert copy[f"{domain}-password"] == source["password"]
         assert base64.b64decode(copy[f"{domain}-password"]).decode() == "admin123"
         assert copy[f"{domain}-username"] == source["username"]
+
+
+def test_the_source_and_domain_databases_get_a_reader_login_and_hive_none(docker_desktop):
+    secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in rendered_for("docker-desktop")["credentials"]}
+    def value(ref, key):
+        return base64.b64decode(secrets[ref]["data"][key]).decode()
+    readers = [("data-platform", "postgres-sales-credentials"), ("data-platform", "postgres-marketing-credentials"),
+               ("sales-domain", "postgres-credentials"), ("marketing-domain", "postgres-credentials")]
+    for ref in readers:
+        assert (value(ref, "reader-username"), value(ref, "reader-password")) == ("reader", "reader123")
+        assert (value(ref, "username"), value(ref, "password")) == ("admin", "admin123")
+    assert set(secrets[("data-platform", "postgres-hive-credentials")]["data"]) == {"username", "password"}
+    assert docker_desktop["credentials"]["lab_passwords"]["postgres_reader"] == "reader123"  # visibly, in the inventory
+
+
+def test_the_reader_password_is_generated_and_kept_and_its_name_is_the_inventorys(write_inventory):
+    inv = inventory.load(str(write_inventory("credentials: {users: {postgres_reader: grafana_ro}}\n")))
+    secret = next(s for s in role.load("credentials").render(inv.vars) if s["metadata"]["name"] == "postgres-sales-credentials")
+    assert secret["metadata"]["annotations"]["datamesh.io/generated-keys"] == "password,reader-password"
+    assert base64.b64decode(secret["data"]["reader-username"]).decode() == "grafana_ro"
+    first = diff.fill_generated(diff.stamp(secret), None)
+    assert first["data"]["reader-password"] not in ("", first["data"]["password"])
+    assert diff.fill_generated(diff.stamp(secret), first)["data"]["reader-password"] == first["data"]["reader-password"]
+    upgraded = {**first, "data": {"username": first["data"]["username"], "password": first["data"]["password"]}}
+    added = diff.fill_generated(diff.stamp(secret), upgraded)["data"]  # a Secret from before the reader login
+    assert added["password"] == first["data"]["password"] and added["reader-password"]

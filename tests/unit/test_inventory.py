@@ -90,6 +90,12 @@ def test_lab_passwords_refused_with_generate_policy(write_inventory):
     assert "only used with policy 'lab'" in message
 
 
+def test_a_reader_login_named_like_the_owner_is_refused(write_inventory):
+    """The readonly Job makes its login NOSUPERUSER: with the owner's name it would demote the owner."""
+    message = error_of(write_inventory("credentials:\n  users: {postgres_reader: admin}\n"))
+    assert "custom.yml line 2: key 'credentials.users.postgres_reader' must differ" in message
+
+
 def test_unknown_policy(write_inventory):
     assert "must be one of lab, generate" in error_of(write_inventory("credentials: {policy: random}\n"))
 
