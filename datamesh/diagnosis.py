@@ -42,12 +42,15 @@ def pod_selector(obj: dict) -> dict | None:
 
 
 def _container_states(pod: dict) -> str:
+    """Each container's state and reason; a terminated one's last line of its termination message,
+    which is its log's last line where the container falls back to its logs (a Job's script saying why)."""
     out = []
     for status in pod.get("status", {}).get("containerStatuses") or []:
         state = status.get("state") or {}
         for kind, detail in state.items():
             reason = detail.get("reason", "")
-            out.append(f"{status['name']} {kind}" + (f" {reason}" if reason else ""))
+            said = (detail.get("message") or "").strip().splitlines() if kind == "terminated" else []
+            out.append(f"{status['name']} {kind}" + (f" {reason}" if reason else "") + (f": {said[-1]}" if said else ""))
     for condition in pod.get("status", {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             out.append(f"unschedulable: {condition.get('message', condition.get('reason', ''))}")

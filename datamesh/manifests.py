@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -143,6 +144,12 @@ def config_checksum(*configmaps: dict) -> dict[str, str]:
     files = sorted((key, text) for configmap in configmaps for key, text in configmap["data"].items())
     digest = hashlib.sha256("".join(f"{key}\0{text}\0" for key, text in files).encode()).hexdigest()[:16]
     return {CONFIG_CHECKSUM: digest}
+
+
+def template_digest(template: dict) -> str:
+    """A short hash of a Job's pod template, for its name: Jobs are immutable, so a changed template
+    (script, image, env) is a new Job (the old one is pruned), an unchanged one is found again."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def proxy_env(vars: dict) -> list[dict]:

@@ -30,13 +30,10 @@ so the Job's name carries a hash of its pod template: a changed script or image 
 unchanged one is found again and left alone (no TTL, or every run would re-create it).
 """
 
-import hashlib
-import json
-
 from datamesh.errors import DatameshError
 from datamesh.manifests import (
     NOTICE, URL_PATH, claim_spec, container_security, fqdn, metadata, pod_security, read, secret_name, secret_ref,
-    selector, service, service_port,
+    selector, service, service_port, template_digest,
 )
 from datamesh.netpol import network_policies
 
@@ -212,10 +209,9 @@ def bucket_job(namespace: str, vars: dict, script: str) -> dict:
             "volumes": [{"name": "tmp", "emptyDir": {}}],
         },
     }
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:8]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata("minio", f"minio-buckets-{digest}", namespace),
+        "metadata": metadata("minio", f"minio-buckets-{template_digest(template)}", namespace),
         "spec": {"backoffLimit": 3, "template": template},
     }

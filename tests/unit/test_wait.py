@@ -93,6 +93,32 @@ def test_a_failed_job_is_explained_from_its_own_pods_whatever_else_waits():
     assert asked == [failed["spec"]["selector"]["matchLabels"]]
 
 
+def test_a_failed_job_says_why_in_its_scripts_own_last_line():
+    """A readonly Job's container falls back to its log for its termination message: the wait shows its last line."""
+    failed = recorded("job-complete.json")
+    failed["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    said = "psql: error: no response\nPostgreSQL sales_db at postgres-sales:5432 did not accept connections within 180 s\n"
+    pod = {"metadata": {"name": "postgres-sales-readonly-1a2b3c4d-x7k2p"},
+           "status": {"phase": "Failed", "containerStatuses": [
+               {"name": "readonly", "state": {"terminated": {"reason": "Error", "exitCode": 1, "message": said}}}]}}
+
+    class Cluster:
+        def get(self, obj):
+            return failed
+
+        def pods(self, namespace, selector):
+            return [pod]
+
+        def events(self, namespace, name):
+            return []
+
+    with pytest.raises(DatameshError) as caught:
+        wait.wait_ready(Cluster(), [recorded("job-just-applied.json")], 60, sleep=lambda seconds: None)
+    assert str(caught.value).endswith(
+        "pod postgres-sales-readonly-1a2b3c4d-x7k2p is Failed (readonly terminated Error: PostgreSQL sales_db at "
+        "postgres-sales:5432 did not accept connections within 180 s)")
+
+
 def test_pvc_bound_and_pending():
     assert wait.pvc_bound(recorded("pvc-bound.json")) == (True, "bound")
     pending = copy.deepcopy(recorded("pvc-bound.json"))
