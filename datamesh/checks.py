@@ -16,6 +16,7 @@ from datamesh.errors import DatameshError
 from datamesh.manifests import platform
 from datamesh.report import Reporter
 from datamesh.role import Role
+from datamesh.trino import access
 
 Check = Callable[[Endpoints, str, str, int], str]
 
@@ -27,7 +28,8 @@ def postgres(reach: Endpoints, name: str, host: str, port: int) -> str:
 
 
 def trino(reach: Endpoints, name: str, host: str, port: int) -> str:
-    return f"Trino {probes.trino_started(f'http://{host}:{port}')} answers /v1/info, started"
+    login = access(reach)
+    return f"Trino {probes.trino_started(login.url(host, port), ca=login.ca)} answers /v1/info on {login.scheme}, started"
 
 
 def object_store(reach: Endpoints, name: str, host: str, port: int) -> str:

@@ -105,7 +105,8 @@ def secret_keys(rendered: list[dict]) -> dict[tuple[str, str], set[str]]:
                     wanted.setdefault((namespace, ref["name"]), set()).add(ref["key"])
         for volume in spec.get("volumes") or []:
             if "secret" in volume and not volume["secret"].get("optional"):
-                wanted.setdefault((namespace, volume["secret"]["secretName"]), set())
+                items = {item["key"] for item in volume["secret"].get("items") or []}
+                wanted.setdefault((namespace, volume["secret"]["secretName"]), set()).update(items)
     return wanted
 
 

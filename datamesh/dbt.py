@@ -1,8 +1,9 @@
 """dbt from the user's machine: the project in dbt_projects/ run against the platform's Trino.
 
 `invoke seed` runs dbt as a child process (its own interpreter, ended with the run) with the
-project's profiles.yml pointed at a port-forward to Trino through TRINO_HOST and TRINO_PORT, the
-same variables a JupyterHub terminal leaves at their in-cluster defaults. dbt's JSON log lines are
+project's profiles.yml pointed at a port-forward to Trino through TRINO_HOST and TRINO_PORT, and
+logged in as Trino's admin (TRINO_PASSWORD, TRINO_CA), the variables a JupyterHub server sets for
+its in-cluster address. dbt's JSON log lines are
 streamed through the reporter as they come; its outcome is read from run_results.json and the
 manifest, so a failure names the model or the test and its column. Work files (target/, logs/)
 live in .datamesh/dbt/<inventory>/, never in the project folder users get as ~/dbt_projects.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
-from datamesh.trino import USER
+from datamesh.trino import Access
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt_projects"
@@ -57,14 +58,21 @@ def command(args: list[str], work: Path, dbt_vars: dict, project: Path = PROJECT
             "--vars", json.dumps(dbt_vars, sort_keys=True)]
 
 
-def environment(host: str, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
-    env.update({"TRINO_HOST": host, "TRINO_PORT": str(port), "TRINO_USER": USER,
+def environment(host: str, port: int, login: Access, work: Path) -> dict[str, str]:
+    """dbt's environment: profiles.yml's TRINO_* pointed at the port-forward and `login` (its CA in a work file)."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("DBT_") or k.startswith("TRINO_"))}
+    env.update({"TRINO_HOST": host, "TRINO_PORT": str(port), "TRINO_USER": login.user,
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"})
+    if login.password is None:
+        env["TRINO_METHOD"] = "none"
+    else:
+        ca = work / "trino-ca.crt"
+        ca.write_text(login.ca or "")
+        env.update({"TRINO_METHOD": "ldap", "TRINO_PASSWORD": login.password, "TRINO_CA": str(ca)})
     return env
 
 
-def run(args: list[str], *, endpoint: tuple[str, int], work: Path, dbt_vars: dict, reporter: Reporter,
+def run(args: list[str], *, endpoint: tuple[str, int], login: Access, work: Path, dbt_vars: dict, reporter: Reporter,
         project: Path = PROJECT) -> Outcome:
     """Run `dbt <args>`, stream its log lines, and return its outcome; a failure raises one sentence."""
     if importlib.util.find_spec("dbt") is None or importlib.util.find_spec("dbt.adapters.trino") is None:
@@ -79,7 +87,7 @@ def run(args: list[str], *, endpoint: tuple[str, int], work: Path, dbt_vars: dic
     with open(errors_file, "wb") as errors:
         try:
             proc = subprocess.Popen(command(args, work, dbt_vars, project), stdout=subprocess.PIPE, stderr=errors,
-                                    env=environment(*endpoint), cwd=work, text=True, bufsize=1)
+                                    env=environment(*endpoint, login, work), cwd=work, text=True, bufsize=1)
         except OSError as exc:
             raise DatameshError(f"dbt could not start ({exc}); install the requirements: "
                                 "pip install -r requirements.txt.") from exc

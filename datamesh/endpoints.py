@@ -83,6 +83,8 @@ class Endpoints:
         self.inventory = inventory
         self.namespaces = inventory["namespaces"]
         self.targets = targets()
+        if inventory["security"]["trino_auth"]:  # people log in on HTTPS; plain HTTP refuses every login
+            self.targets["trino"] = Target("platform", "trino-coordinator", "https")
 
     def target(self, name: str) -> Target:
         if name not in self.targets:
@@ -91,6 +93,16 @@ class Endpoints:
 
     def namespace(self, name: str) -> str:
         return self.namespaces[self.target(name).namespace]
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret in namespace `namespace` (a key of the inventory's namespaces table), decoded."""
+        where = f"{self.namespaces[namespace]}/{name}"
+        live = self.cluster.get({"apiVersion": "v1", "kind": "Secret",
+                                 "metadata": {"namespace": self.namespaces[namespace], "name": name}})
+        value = ((live or {}).get("data") or {}).get(key)
+        if not value:
+            raise DatameshError(f"the Secret {where} is missing or has no {key}: run `invoke up`.")
+        return base64.b64decode(value).decode()
 
     def login(self, name: str) -> Login:
         """The login of a service, decoded from its credentials Secret."""

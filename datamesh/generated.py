@@ -23,10 +23,11 @@ def token() -> str:
 
 
 def pbkdf2_line(user: str, password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
-    """`user:iterations:salt:hash`, the PBKDF2WithHmacSHA256 form of Trino's file password authenticator
-    (lower-case hex; the hash's length sets the key length)."""
+    """`user:iterations:salt:hash`, the PBKDF2 form of Trino's file password authenticator: lower-case
+    hex, HMAC-SHA1 (what Trino 476's EncryptionUtil verifies with; Presto's moved to SHA-256, Trino's
+    did not), the hash's length setting the key length."""
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations, dklen=32)
+    digest = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, iterations, dklen=32)
     return f"{user}:{iterations}:{salt.hex()}:{digest.hex()}"
 
 

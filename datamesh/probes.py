@@ -8,11 +8,13 @@ service raises ProbeError, one sentence naming the service and the address.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.cookiejar
 import json
 import re
 import socket
+import ssl
 import struct
 import time
 import urllib.error
@@ -46,11 +48,21 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     return False
 
 
-def http_get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET url: (status, body), whatever the status; ProbeError when nothing answers."""
+def tls(ca: str | None) -> ssl.SSLContext | None:
+    """A client TLS context that trusts the PEM certificate `ca` (and checks the host name), or None."""
+    return ssl.create_default_context(cadata=ca) if ca else None
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def http_get(url: str, headers: dict | None = None, timeout: float = 5.0, ca: str | None = None) -> tuple[int, bytes]:
+    """GET url: (status, body), whatever the status; ProbeError when nothing answers. `ca`: the PEM
+    certificate an https URL's server must present (or be signed by)."""
     req = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls(ca)) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -61,16 +73,18 @@ def http_get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tup
 # ------------------------------------------------------------------ Trino
 
 
-def trino_query(url: str, sql: str, *, user: str = "admin", timeout: float = 120) -> list[list]:
+def trino_query(url: str, sql: str, *, user: str = "admin", password: str | None = None, ca: str | None = None,
+                timeout: float = 120) -> list[list]:
     """Run one statement through Trino's HTTP API at `url` (POST /v1/statement, then follow
-    nextUri) and return all rows."""
-    headers = {"X-Trino-User": user}
+    nextUri) and return all rows. With `password`, log in as `user` (HTTPS, trusting `ca`)."""
+    headers = {"X-Trino-User": user, **(basic_auth(user, password) if password is not None else {})}
+    context = tls(ca)
     req = urllib.request.Request(f"{url}/v1/statement", data=sql.encode(), method="POST",
                                  headers={**headers, "Content-Type": "text/plain"})
     rows: list[list] = []
     deadline = time.monotonic() + timeout
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
             doc = json.loads(r.read())
         while True:
             if "error" in doc:
@@ -81,17 +95,19 @@ def trino_query(url: str, sql: str, *, user: str = "admin", timeout: float = 120
                 return rows
             if time.monotonic() > deadline:
                 raise ProbeError(f"Trino at {url} did not finish the query in {timeout:.0f}s: {sql}")
-            with urllib.request.urlopen(urllib.request.Request(nxt, headers=headers), timeout=30) as r:
+            with urllib.request.urlopen(urllib.request.Request(nxt, headers=headers), timeout=30, context=context) as r:
                 doc = json.loads(r.read())
     except urllib.error.HTTPError as e:
-        raise ProbeError(f"Trino at {url} answered HTTP {e.code} to a query") from e
+        if e.code == 401:
+            raise LoginRefused(f"Trino at {url} refused the login of {user!r}: {_first_line(e.read().decode(errors='replace'))}") from e
+        raise ProbeError(f"Trino at {url} answered HTTP {e.code} to a query: {_first_line(e.read().decode(errors='replace'))}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise ProbeError(f"Trino at {url} could not be queried: {getattr(e, 'reason', e)}") from e
 
 
-def trino_started(url: str) -> str:
+def trino_started(url: str, ca: str | None = None) -> str:
     """Trino's version, once its /v1/info at `url` says it has started; ProbeError before that."""
-    status, body = http_get(f"{url}/v1/info")
+    status, body = http_get(f"{url}/v1/info", ca=ca)
     info = json.loads(body) if status == 200 else {}
     if status != 200:
         raise ProbeError(f"Trino's /v1/info at {url} answered HTTP {status}")

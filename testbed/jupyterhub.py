@@ -12,7 +12,8 @@ binds the hub to its service address instead of 0.0.0.0 and maps /srv/jupyterhub
 folder. What KubeSpawner would put in the user's pod is done for the local server: the init
 containers' commands run before it starts (pre_spawn_hook), with their mounts mapped to the
 user's home and to the starter files' ConfigMap written out; the environment's secretKeyRefs are
-resolved from the rendered Secret and `{username}` is expanded. The proxy runs the proxy pod's
+resolved from the rendered Secret and `{username}` is expanded, and the server's Secret volume
+(Trino's CA) is written beside the homes, its pod path in the environment replaced by that file. The proxy runs the proxy pod's
 command with --ip/--api-ip narrowed from 0.0.0.0 to the proxy-public and proxy-api addresses.
 """
 
@@ -101,18 +102,34 @@ _secret = _json.loads($user_secret)
 _template = $template
 
 
+_volumes = {v["name"]: v for v in c.KubeSpawner.volumes}
+# The server's Secret volumes (Trino's CA), written out once: pod path -> local file.
+_secret_files = {}
+for _m in c.KubeSpawner.volume_mounts:
+    _v = _volumes[_m["name"]]
+    if "secret" in _v:
+        if _v["secret"]["secretName"] != _secret["name"]:
+            raise RuntimeError(f"testbed: the server mounts Secret {_v['secret']['secretName']}, not {_secret['name']}")
+        for _item in _v["secret"]["items"]:
+            _local = _os.path.join($homes + "-secrets", _m["name"], _item["path"])
+            _os.makedirs(_os.path.dirname(_local), exist_ok=True)
+            with open(_local, "w") as _fh:
+                _fh.write(_secret["data"][_item["key"]])
+            _secret_files[_m["mountPath"] + "/" + _item["path"]] = _local
+
+
 def _env_value(key, value):
     if isinstance(value, dict):
         ref = value["valueFrom"]["secretKeyRef"]
         if ref["name"] != _secret["name"]:
             raise RuntimeError(f"testbed: the server's env {key} reads Secret {ref['name']}, not {_secret['name']}")
         return _secret["data"][ref["key"]]
+    value = _secret_files.get(value, value)
     return lambda spawner, value=value: value.format(username=spawner.user.name)
 
 
 c.Spawner.environment = {**{k: _env_value(k, v) for k, v in c.KubeSpawner.environment.items()},
                          $marker_var: $marker}
-_volumes = {v["name"]: v for v in c.KubeSpawner.volumes}
 
 
 def _run_init_containers(spawner):

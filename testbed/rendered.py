@@ -44,6 +44,8 @@ from datamesh.manifests import platform
 
 TRINO_PATHS = {
     "/etc/trino": "etc",                      # the trino-config ConfigMap (items: config.properties, catalog/X)
+    "/etc/trino-users": "users",              # the trino-users Secret's password.db (security.trino_auth)
+    "/etc/trino-tls": "tls",                  # the trino-tls Secret's tls.pem: key and certificate
     "/data/trino": "data",                    # node.data-dir (the image's writable data folder)
 }
 HIVE_PATHS = {
@@ -315,6 +317,19 @@ def service_ports(objs: Objects, service_name: str, namespace: str, workload: di
     return out
 
 
+def trino_ports(objs: Objects, namespace: str, workload: dict, c: dict) -> list[dict]:
+    """trino-coordinator's ports; with security.trino_auth its HTTPS port also takes the NodePort
+    of trino-public, which exposes that port alone (the testbed serves both on one address)."""
+    ports = service_ports(objs, "trino-coordinator", namespace, workload, c)
+    try:
+        public = service_ports(objs, "trino-public", namespace, workload, c)
+    except RenderError:
+        return ports
+    for p in public:
+        next(s for s in ports if s["target_port"] == p["target_port"])["node_port"] = p["node_port"]
+    return ports
+
+
 # ------------------------------------------------------------------ the config
 
 
@@ -386,7 +401,7 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
     trino_c = container(trino_d, "trino")
     trino = {
         **container_config(objs, trino_d, trino_c, TRINO_PATHS),
-        "service": service_ports(objs, "trino-coordinator", platform_ns, trino_d, trino_c),
+        "service": trino_ports(objs, platform_ns, trino_d, trino_c),
     }
 
     # JupyterHub: the hub, and the proxy it drives

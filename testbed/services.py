@@ -13,7 +13,7 @@ resolved env, its command, its Services), on the in-cluster name it has in Kuber
       + its bucket Job's script     + NodePort 127.0.0.1:30082 (console: WebUI on /ui/)     PyPI (awscli)
     Hive Metastore 4.0.1            hive-metastore.data-platform.svc.cluster.local (9083)    Maven Central
     Trino 476                       trino-coordinator.data-platform.svc.cluster.local (8080) Maven Central
-                                    + NodePort 127.0.0.1:30081
+                                    + 8443 (HTTPS, logins) and NodePort 127.0.0.1:30081 -> 8443
     JupyterHub 4.1.6 + CHP 4.6.1    hub.jupyterhub.svc.cluster.local (8081),                 PyPI (the user
       in the user image's Python                                                             image's pins), npm
                                     proxy-api.jupyterhub.svc.cluster.local (8001),

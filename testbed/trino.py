@@ -9,6 +9,8 @@ Differences from the pod (and why): `bin/launcher --etc-dir <run>/trino/etc ... 
 server binds the service address (`-Dnode.bind-ip`, `-Dnode.internal-address`) instead of the
 pod's 0.0.0.0, and `-Dnode.data-dir` points at the run folder instead of /data/trino. HOSTNAME
 (node.id's ${ENV:HOSTNAME}) is a pod-like name, trino-coordinator-0. Java 25 where the image has 24.
+The files' pod paths (/etc/trino/rules.json, the password file and the keystore from the Secrets)
+name their places in the run folder.
 """
 
 from __future__ import annotations
@@ -26,17 +28,24 @@ from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
 from testbed.common import (MAVEN_REPO, TestbedError, build_atomically, component_dir, download, logger, maven_url,
                             tail, url_exists, wait_until)
-from testbed.native import base_env, native_env, native_path, place_config
+from testbed.native import base_env, native_env, native_path, place_config, translate_text
 from testbed.processes import Procs, run_dir, stop_one
 
 TRINO_VERSIONS = tuple(v for v in os.environ.get("DATAMESH_TESTBED_TRINO", "476").split(",") if v)
-TRINO_PLUGINS = ("hive", "postgresql", "geospatial")  # the rest is deleted after unpacking; postgresql needs geospatial (476)
+# the rest is deleted after unpacking; postgresql needs geospatial (476); the file password
+# authenticator (security.trino_auth) is password-authenticators' (file-based access control is built in)
+TRINO_PLUGINS = ("hive", "postgresql", "geospatial", "password-authenticators")
 # Trino 476 needs Java 24 or newer (trinodb/trino:476 ships its own); Temurin 25 lies here on these machines
 TRINO_JAVA_HOME = Path(os.environ.get("DATAMESH_TESTBED_TRINO_JAVA", "/usr/lib/jvm/temurin-25-jdk-amd64"))
 TRINO_ETC_POD, TRINO_DATA_POD = "/etc/trino", "/data/trino"  # trinodb/trino's config and data folders
 TRINO_CHECK_IP = "127.42.1.13"  # a second Trino for check_trino(), never in /etc/hosts
 
 log = logger("services")
+
+
+def trino_dir(version: str) -> Path:
+    """The cached server and CLI of `version`, keyed by the plugins kept, so a new plugin is a new build."""
+    return component_dir("trino", f"{version}-" + "-".join(sorted(p[:4] for p in TRINO_PLUGINS)))
 
 
 def trino_java() -> Path:
@@ -50,7 +59,7 @@ def trino_java() -> Path:
 def trino_version() -> str:
     """The first of TRINO_VERSIONS that is cached, else the first that Maven Central serves."""
     for v in TRINO_VERSIONS:
-        if (component_dir("trino", v) / "server" / "bin" / "launcher").exists():
+        if (trino_dir(v) / "server" / "bin" / "launcher").exists():
             return v
     for v in TRINO_VERSIONS:
         if url_exists(maven_url("io.trino", "trino-server", v, "tar.gz")):
@@ -63,7 +72,7 @@ def trino_version() -> str:
 
 
 def cached() -> bool:
-    return any((component_dir("trino", v) / "server").exists() for v in TRINO_VERSIONS)
+    return any((trino_dir(v) / "server").exists() for v in TRINO_VERSIONS)
 
 
 def install() -> Path:
@@ -83,13 +92,13 @@ def install() -> Path:
         cli = tmp / "cli" / f"trino-cli-{version}-executable.jar"
         download(maven_url("io.trino", "trino-cli", version, "jar", "executable"), cli, log=log)
 
-    return build_atomically(component_dir("trino", version), build)
+    return build_atomically(trino_dir(version), build)
 
 
 def trino_cli() -> list[str]:
     """The command that runs the Trino CLI (append --server ... --execute ...)."""
     version = trino_version()
-    jar = component_dir("trino", version) / "cli" / f"trino-cli-{version}-executable.jar"
+    jar = trino_dir(version) / "cli" / f"trino-cli-{version}-executable.jar"
     return [str(trino_java() / "bin" / "java"), "-jar", str(jar)]
 
 
@@ -103,7 +112,8 @@ def start(procs: Procs, cfg: dict, *, base: Path | None = None, name: str = "tri
     base = base or run_dir() / "trino"
     base.mkdir(parents=True, exist_ok=True)
     paths = cfg["paths"]
-    place_config(cfg, base)
+    for target in place_config(cfg, base).values():  # files naming files (rules, password file, keystore)
+        target.write_text(translate_text(target.read_text(), paths, base))
     etc, data = native_path(TRINO_ETC_POD, paths, base), native_path(TRINO_DATA_POD, paths, base)
     data.mkdir(parents=True, exist_ok=True)
     svc = cfg["service"][0]

@@ -112,22 +112,24 @@ def from_secret(key):
 
 
 c.KubeSpawner.environment = {
-    "TRINO_HOST": f"trino-coordinator.{platform}.svc.cluster.local",
-    "TRINO_PORT": "8080",
-    "TRINO_USER": "{username}",
     "MINIO_ENDPOINT": f"minio.{platform}.svc.cluster.local:9000",
     "MINIO_BUCKET": env("DATAMESH_BUCKET"),
     "MINIO_SECURE": "false",
     "MINIO_ACCESS_KEY": from_secret("s3-access-key"),
     "MINIO_SECRET_KEY": from_secret("s3-secret-key"),
-    "POSTGRES_SALES_HOST": f"postgres-sales.{platform}.svc.cluster.local",
-    "POSTGRES_SALES_PORT": "5432",
-    "POSTGRES_SALES_DB": "sales_db",
-    "POSTGRES_SALES_USER": from_secret("sales-username"),
-    "POSTGRES_SALES_PASSWORD": from_secret("sales-password"),
-    "POSTGRES_MARKETING_HOST": f"postgres-marketing.{platform}.svc.cluster.local",
-    "POSTGRES_MARKETING_PORT": "5432",
-    "POSTGRES_MARKETING_DB": "marketing_db",
-    "POSTGRES_MARKETING_USER": from_secret("marketing-username"),
-    "POSTGRES_MARKETING_PASSWORD": from_secret("marketing-password"),
+    "TRINO_HOST": f"trino-coordinator.{platform}.svc.cluster.local",
 }
+# Trino is the one way to the domains' data: servers log in as Trino's admin (the hub's one user is
+# its admin) over HTTPS, trusting the certificate mounted from the Secret; no database login.
+if env("DATAMESH_TRINO_AUTH") == "true":
+    c.KubeSpawner.environment.update({
+        "TRINO_PORT": "8443",
+        "TRINO_USER": "admin",
+        "TRINO_PASSWORD": from_secret("trino-password"),
+        "TRINO_CA": "/etc/datamesh/trino/ca.crt",
+    })
+    c.KubeSpawner.volumes.append(
+        {"name": "trino-ca", "secret": {"secretName": user_secret, "items": [{"key": "trino-ca.crt", "path": "ca.crt"}]}})
+    c.KubeSpawner.volume_mounts.append({"name": "trino-ca", "mountPath": "/etc/datamesh/trino", "readOnly": True})
+else:
+    c.KubeSpawner.environment.update({"TRINO_PORT": "8080", "TRINO_USER": "{username}", "TRINO_METHOD": "none"})

@@ -4,14 +4,15 @@ Every setting comes from an environment variable, which your JupyterHub server s
 the defaults are the platform's in-cluster names. A missing login stops with one sentence that
 names the variable. No password is ever written here.
 
-    Trino (no login)      TRINO_HOST, TRINO_PORT, TRINO_USER (default: your JupyterHub user name)
-    PostgreSQL sources    POSTGRES_SALES_HOST, _PORT, _DB, _USER, _PASSWORD
-                          POSTGRES_MARKETING_HOST, _PORT, _DB, _USER, _PASSWORD
+    Trino                 TRINO_HOST, TRINO_PORT (8443, HTTPS), TRINO_USER, TRINO_PASSWORD, TRINO_CA (the
+                          file holding the certificate Trino presents); without TRINO_PASSWORD, plain
+                          HTTP on 8080 with a user name only (a platform without Trino logins)
     Object store (S3)     MINIO_ENDPOINT (host:port), MINIO_ACCESS_KEY, MINIO_SECRET_KEY,
                           MINIO_SECURE (true for https), MINIO_BUCKET
 
-Elsewhere, set a login for the current notebook with, for example, `%env POSTGRES_SALES_USER=...`
-(`invoke status` shows where each login is kept).
+The domains' databases are read through Trino, the platform's one governed way in: no server
+holds a database login. Elsewhere, set a login for the current notebook with, for example,
+`%env TRINO_PASSWORD=...` (`invoke status` shows where each login is kept).
 
 Use it from a notebook:
 
@@ -35,10 +36,7 @@ EXPORTS = HOME_DIR / "data" / "exports"
 UPLOADS = HOME_DIR / "data" / "uploads"
 
 NAMESPACE = "data-platform.svc.cluster.local"
-POSTGRES_DEFAULTS = {
-    "sales": (f"postgres-sales.{NAMESPACE}", "sales_db"),
-    "marketing": (f"postgres-marketing.{NAMESPACE}", "marketing_db"),
-}
+DOMAIN_SOURCES = ("sales", "marketing")  # Trino catalogs of the domains' operational databases
 
 
 def setting(name: str, default: str | None = None) -> str:
@@ -63,25 +61,31 @@ def safe_name(text: str | None = None) -> str:
 
 
 def trino_connection(catalog: str | None = None, schema: str | None = None):
-    """A Trino DB-API connection (the platform's Trino asks for a user name, no password)."""
+    """A Trino DB-API connection: your login over HTTPS, trusting the certificate in TRINO_CA."""
     import trino
 
+    password = os.environ.get("TRINO_PASSWORD")
+    login = {}
+    if password:
+        login = {"http_scheme": "https", "auth": trino.auth.BasicAuthentication(user_name(), password),
+                 "verify": setting("TRINO_CA", "/etc/datamesh/trino/ca.crt")}
     return trino.dbapi.connect(
         host=setting("TRINO_HOST", f"trino-coordinator.{NAMESPACE}"),
-        port=int(setting("TRINO_PORT", "8080")),
+        port=int(setting("TRINO_PORT", "8443" if password else "8080")),
         user=user_name(),
         catalog=catalog,
         schema=schema,
+        **login,
     )
 
 
-def query(sql: str) -> pd.DataFrame:
+def query(sql: str, catalog: str | None = None) -> pd.DataFrame:
     """Run one SQL statement on Trino and return its rows as a DataFrame.
 
     Decimal columns (money) come back as floats, so pandas and matplotlib can compute with them.
     Statements without rows (CREATE, DROP) return an empty DataFrame.
     """
-    with closing(trino_connection()) as conn:
+    with closing(trino_connection(catalog)) as conn:
         cur = conn.cursor()
         cur.execute(sql)
         rows = cur.fetchall()
@@ -89,33 +93,15 @@ def query(sql: str) -> pd.DataFrame:
     return _decimals_to_float(pd.DataFrame(rows, columns=columns))
 
 
-# -- PostgreSQL: each domain's operational database ------------------------------------------
+# -- Each domain's operational database, read through Trino --------------------------------
 
-def postgres_connection(domain: str):
-    """A psycopg2 connection to the "sales" or "marketing" PostgreSQL database."""
-    import psycopg2
-
-    if domain not in POSTGRES_DEFAULTS:
-        raise ValueError(f"Unknown domain {domain!r}: use one of {', '.join(POSTGRES_DEFAULTS)}.")
-    host, database = POSTGRES_DEFAULTS[domain]
-    prefix = f"POSTGRES_{domain.upper()}_"
-    return psycopg2.connect(
-        host=setting(prefix + "HOST", host),
-        port=int(setting(prefix + "PORT", "5432")),
-        dbname=setting(prefix + "DB", database),
-        user=setting(prefix + "USER"),
-        password=setting(prefix + "PASSWORD"),
-        connect_timeout=10,
-    )
-
-
-def postgres_query(domain: str, sql: str, params=None) -> pd.DataFrame:
-    """Run one SELECT on the domain's PostgreSQL database and return its rows as a DataFrame."""
-    with closing(postgres_connection(domain)) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall()
-        columns = [d[0] for d in cur.description]
-    return _decimals_to_float(pd.DataFrame(rows, columns=columns))
+def postgres_query(domain: str, sql: str) -> pd.DataFrame:
+    """Run one SELECT on the "sales" or "marketing" PostgreSQL database and return its rows as a
+    DataFrame. It goes through Trino's catalog of that database (read-only, the governed way in),
+    so `public.customers` means that database's table."""
+    if domain not in DOMAIN_SOURCES:
+        raise ValueError(f"Unknown domain {domain!r}: use one of {', '.join(DOMAIN_SOURCES)}.")
+    return query(sql, catalog=domain)
 
 
 # -- Object store: the data lake bucket ------------------------------------------------------

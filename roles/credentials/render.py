@@ -9,10 +9,11 @@ so a password is made once and never changes. Tokens that are not logins are alw
 (`datamesh.io/copy-keys`).
 """
 
-from datamesh.diff import COPIED, GENERATED
+from datamesh.diff import CERTIFICATE, CERTIFICATE_NAMES, COPIED, GENERATED, PASSWORD_FILE
 from datamesh.manifests import b64, metadata, platform, secret_name
 
 DEPENDS_ON = ["namespaces"]
+TRINO_USERS = ("admin", "sales", "marketing", "analyst")  # who they are and what each may do: roles/trino/access.py
 
 
 def render(vars: dict) -> list[dict]:
@@ -34,8 +35,29 @@ def render(vars: dict) -> list[dict]:
                           {"admin-user": creds["users"]["jupyterhub"], "admin-password": password("jupyterhub"),
                            "proxy-auth-token": None}))
     secrets.append(trino_catalog_credentials(namespaces))
-    secrets.append(jupyterhub_user_credentials(namespaces))
+    if vars["security"]["trino_auth"]:
+        secrets += trino_logins(vars, password("trino"))
+    secrets.append(jupyterhub_user_credentials(namespaces, vars["security"]["trino_auth"]))
     return secrets
+
+
+def trino_logins(vars: dict, lab_password: str | None) -> list[dict]:
+    """Trino's people and its certificate: `trino-users` holds each user's password (the lab password
+    under policy lab), the password file of their PBKDF2 hashes the engine derives from them, and the
+    secret Trino's nodes sign their internal calls with; `trino-tls` a self-signed certificate for the
+    coordinator's in-cluster names and the NodePort host, made once (`ca.crt` is what clients trust)."""
+    namespace = vars["namespaces"]["platform"]
+    users = secret(namespace, "trino-users", {**{f"{user}-password": lab_password for user in TRINO_USERS},
+                                              "password.db": "", "shared-secret": None})
+    users["metadata"]["annotations"][PASSWORD_FILE] = "password.db"
+    service = "trino-coordinator"
+    names = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local",
+             "localhost", "127.0.0.1"]
+    if vars["hosts"]["address"] not in names:
+        names.append(vars["hosts"]["address"])
+    tls = secret(namespace, "trino-tls", {"tls.pem": "", "ca.crt": ""})
+    tls["metadata"].setdefault("annotations", {}).update({CERTIFICATE: "tls.pem,ca.crt", CERTIFICATE_NAMES: ",".join(names)})
+    return [users, tls]
 
 
 def trino_catalog_credentials(namespaces: dict) -> dict:
@@ -50,19 +72,20 @@ def trino_catalog_credentials(namespaces: dict) -> dict:
     return copied(namespaces["platform"], "trino-catalog-credentials", copies)
 
 
-def jupyterhub_user_credentials(namespaces: dict) -> dict:
-    """What users' servers log in with (the source databases and the object store), next to them.
+def jupyterhub_user_credentials(namespaces: dict, trino_auth: bool) -> dict:
+    """What users' servers log in with (Trino, whose CA they trust, and the object store), next to them.
+
+    No database login: users reach the sources through Trino, the governed way in, and the
+    network policies keep their servers away from the databases.
 
     KubeSpawner puts these keys into each server's environment by secretKeyRef
     (files/jupyterhub/jupyterhub_config.py), so no login is in the hub's config or the pod spec.
     """
     platform_ns = namespaces["platform"]
     copies = {}
-    for pg in platform()["postgres"]:
-        if pg["key"] in ("sales", "marketing"):
-            source = f"{platform_ns}/{secret_name(pg['name'])}"
-            copies[f"{pg['key']}-username"] = f"{source}:username"
-            copies[f"{pg['key']}-password"] = f"{source}:password"
+    if trino_auth:
+        copies["trino-password"] = f"{platform_ns}/trino-users:admin-password"
+        copies["trino-ca.crt"] = f"{platform_ns}/trino-tls:ca.crt"
     copies["s3-access-key"] = f"{platform_ns}/{secret_name('minio')}:root-user"
     copies["s3-secret-key"] = f"{platform_ns}/{secret_name('minio')}:root-password"
     return copied(namespaces["jupyterhub"], "jupyterhub-user-credentials", copies)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 
-from datamesh import dbt, lake, probes, wait
+from datamesh import dbt, lake, probes, trino, wait
 from datamesh.errors import DatameshError
 from datamesh.role import ObjectResult
 
@@ -75,8 +75,9 @@ def seed(ctx) -> list[ObjectResult]:
     settings = ctx.inventory["dbt_docs"]
     prefix = settings["prefix"]
     results = []
+    login = trino.access(ctx.reach)
     with ctx.reach.open("trino") as endpoint:
-        dbt.run(["docs", "generate"], endpoint=endpoint, work=work, dbt_vars=dbt.project_vars(ctx.inventory.vars),
+        dbt.run(["docs", "generate"], endpoint=endpoint, login=login, work=work, dbt_vars=dbt.project_vars(ctx.inventory.vars),
                 reporter=ctx.reporter)
     digests = {}
     with lake.bucket(ctx.reach) as (s3, bucket):

@@ -31,7 +31,10 @@ DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"
 COORDINATOR, WORKER = "trino-coordinator", "trino-worker"
 CONFIG = "trino-config"
 CATALOG_SECRET = "trino-catalog-credentials"  # rendered by the credentials role
-PORT = 8080
+USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # rendered by the credentials role with security.trino_auth
+PUBLIC = "trino-public"
+PORT, HTTPS_PORT = 8080, 8443
+USERS_DIR, TLS_DIR = "/etc/trino-users", "/etc/trino-tls"
 UID = 1000  # the image's trino user
 ETC = "/etc/trino"
 DATA = "/data/trino"
@@ -43,14 +46,36 @@ def render(vars: dict) -> list[dict]:
     namespace = vars["namespaces"]["platform"]
     workers = vars["trino"]["workers"]
     config = configmap(namespace, vars)
-    # trino-coordinator:8080 inside the cluster, and the same port on the NodePort outside
-    public = service_port("http", PORT, node_port=vars["nodeports"]["trino"])
-    objects = [config, service("trino", COORDINATOR, namespace, public),
-               server(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
+    objects = [config, *services(namespace, vars), server(COORDINATOR, "coordinator.properties", 1, namespace, vars, config)]
     if workers > 0:
         objects.append(server(WORKER, "worker.properties", workers, namespace, vars, config))
     objects += network_policies("trino", vars)
     return objects
+
+
+def services(namespace: str, vars: dict) -> list[dict]:
+    """Without auth: trino-coordinator:8080, also on the NodePort. With it: trino-coordinator keeps
+    8080 (discovery and internal calls, no logins) beside 8443 (HTTPS, where people log in), and the
+    NodePort Service `trino-public` exposes 8443 alone, so no plain-HTTP port leaves the cluster."""
+    node_port = vars["nodeports"]["trino"]
+    if not vars["security"]["trino_auth"]:
+        return [service("trino", COORDINATOR, namespace, service_port("http", PORT, node_port=node_port))]
+    return [service("trino", COORDINATOR, namespace, service_port("http", PORT), service_port("https", HTTPS_PORT)),
+            service("trino", PUBLIC, namespace, service_port("https", HTTPS_PORT, node_port=node_port), app=COORDINATOR)]
+
+
+def auth_config() -> dict[str, str]:
+    """Password logins over HTTPS only: Trino 476 checks passwords on HTTPS alone (over HTTP,
+    `allow-insecure-over-http` would let anyone name any user without a password), so plain HTTP
+    refuses every login and keeps serving /v1/info and the nodes' own calls, signed with the shared secret."""
+    return {
+        "http-server.https.enabled": "true",
+        "http-server.https.port": str(HTTPS_PORT),
+        "http-server.https.keystore.path": f"{TLS_DIR}/tls.pem",
+        "http-server.authentication.type": "PASSWORD",
+        "http-server.authentication.allow-insecure-over-http": "false",
+        "internal-communication.shared-secret": "${ENV:TRINO_SHARED_SECRET}",
+    }
 
 
 def properties(values: dict[str, str]) -> str:
@@ -72,6 +97,8 @@ def server_config(namespace: str, vars: dict, coordinator: bool) -> dict[str, st
         "query.max-memory": settings["query_max_memory"],
         "query.max-memory-per-node": settings["query_max_memory_per_node"],
     })
+    if vars["security"]["trino_auth"]:
+        values.update(auth_config() if coordinator else {"internal-communication.shared-secret": "${ENV:TRINO_SHARED_SECRET}"})
     return values
 
 
@@ -82,7 +109,9 @@ def env_prefix(catalog: str) -> str:
 def jdbc_catalogs(vars: dict) -> list[dict]:
     """One PostgreSQL catalog per database of files/platform.yml except Hive's own metastore.
 
-    Each entry: catalog name, JDBC URL, and where its login is (Secret name and keys).
+    Each entry: catalog name, JDBC URL, and where its login is (Secret name and keys). The sources'
+    catalogs `sales` and `marketing` log in read-only (the reader login, roles/postgres), so no query
+    through Trino changes them; the domain catalogs keep the owner, since dbt writes the products there.
     """
     namespaces = vars["namespaces"]
     out = []
@@ -90,7 +119,7 @@ def jdbc_catalogs(vars: dict) -> list[dict]:
         if pg["key"] == "hive":
             continue
         if pg["namespace"] == "platform":
-            secret, user_key, password_key = secret_name(pg["name"]), "username", "password"
+            secret, user_key, password_key = secret_name(pg["name"]), "reader-username", "reader-password"
         else:  # the domain's Secret lives in its own namespace; a copy lives next to Trino
             secret, user_key, password_key = CATALOG_SECRET, f"{pg['key']}-username", f"{pg['key']}-password"
         host = fqdn(pg["name"], namespaces[pg["namespace"]])
@@ -184,6 +213,12 @@ def configmap(namespace: str, vars: dict) -> dict:
     }
     if settings["workers"] > 0:
         data["worker.properties"] = properties(server_config(namespace, vars, coordinator=False))
+    if vars["security"]["trino_auth"]:
+        data["password-authenticator.properties"] = properties({
+            "password-authenticator.name": "file", "file.password-file": f"{USERS_DIR}/password.db"})
+        data["access-control.properties"] = properties({
+            "access-control.name": "file", "security.config-file": f"{ETC}/rules.json"})
+        data["rules.json"] = read("trino/rules.json")
     for name, values in catalogs(namespace, vars).items():
         data[f"catalog-{name}.properties"] = properties(values)
     return {
@@ -211,14 +246,27 @@ def mounted_files(config: dict, server_key: str) -> list[dict]:
 def server(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
     """The coordinator's or the workers' Deployment."""
     info = {"httpGet": {"path": "/v1/info", "port": "http"}}
+    auth = vars["security"]["trino_auth"]
+    env = catalog_env(vars)
+    ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+    mounts = [{"name": "config", "mountPath": ETC, "readOnly": True}]
+    volumes = [{"name": "config", "configMap": {"name": CONFIG, "items": mounted_files(config, server_key)}}]
+    if auth:
+        env.append({"name": "TRINO_SHARED_SECRET", "valueFrom": secret_ref(USERS_SECRET, "shared-secret")})
+    if auth and name == COORDINATOR:
+        ports.append({"name": "https", "containerPort": HTTPS_PORT, "protocol": "TCP"})
+        mounts += [{"name": "users", "mountPath": USERS_DIR, "readOnly": True},
+                   {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
+        volumes += [{"name": "users", "secret": {"secretName": USERS_SECRET, "items": [{"key": "password.db", "path": "password.db"}]}},
+                    {"name": "tls", "secret": {"secretName": TLS_SECRET, "items": [{"key": "tls.pem", "path": "tls.pem"}]}}]
     pod_spec = {
         "securityContext": pod_security(UID),
         "enableServiceLinks": False,
         "containers": [{
             "name": "trino",
             "image": vars["images"]["trino"],
-            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-            "env": catalog_env(vars),
+            "ports": ports,
+            "env": env,
             "resources": vars["resources"][name],
             # /v1/info answers 200 while the server is still starting; the image's health-check
             # script is ready only once it reports "starting": false.
@@ -227,9 +275,9 @@ def server(name: str, server_key: str, replicas: int, namespace: str, vars: dict
                                "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "livenessProbe": {**info, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
             "securityContext": container_security(),
-            "volumeMounts": [{"name": "config", "mountPath": ETC, "readOnly": True}],
+            "volumeMounts": mounts,
         }],
-        "volumes": [{"name": "config", "configMap": {"name": CONFIG, "items": mounted_files(config, server_key)}}],
+        "volumes": volumes,
     }
     if name == COORDINATOR:  # one coordinator: never two at once, which also keeps a rollout within the budget
         strategy = {"type": "Recreate"}

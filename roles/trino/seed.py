@@ -147,9 +147,10 @@ def keep(s3, bucket: str, manifest_file: Path, sources: dict) -> None:
 def seed(ctx) -> list[ObjectResult]:
     work = dbt.workdir(ctx.inventory.name)
     dbt_vars = dbt.project_vars(ctx.inventory.vars)
+    login = trino.access(ctx.reach)
     with ctx.reach.open("trino") as (host, port), lake.bucket(ctx.reach) as (s3, bucket):
-        query = trino.Trino(f"http://{host}:{port}", HINT)
-        run = dict(endpoint=(host, port), work=work, dbt_vars=dbt_vars, reporter=ctx.reporter)
+        query = trino.Trino(login.url(host, port), HINT, login)
+        run = dict(endpoint=(host, port), login=login, work=work, dbt_vars=dbt_vars, reporter=ctx.reporter)
         dbt.run(["parse"], **run)
         manifest = dbt.read_json(work / "target" / "manifest.json")
         sources = source_checksums(query, manifest)

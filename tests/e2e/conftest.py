@@ -21,6 +21,7 @@ import pytest
 from datamesh import inventory, probes
 from datamesh.cluster import Cluster
 from datamesh.endpoints import Endpoints
+from datamesh.trino import Access, access
 from testbed import services as svc
 from testbed.common import TestbedError
 from testbed.rendered import config_from_render
@@ -77,11 +78,26 @@ def address(section: dict) -> tuple[str, int]:
     return service["host"], service["port"]
 
 
+def trino_login(config: dict, user: str = "admin") -> Access:
+    """`user`'s Trino login from the rendered Secrets (none when the inventory turns Trino auth off)."""
+    users = config["secrets"].get("data-platform/trino-users")
+    if not users:
+        return Access(user)
+    return Access(user, users[f"{user}-password"], config["secrets"]["data-platform/trino-tls"]["ca.crt"])
+
+
+def trino_url(config: dict, login: Access, node_port: bool = False) -> str:
+    """The testbed Trino's in-cluster address (or its NodePort) on the port `login` uses: HTTPS with a password."""
+    wanted = 8443 if login.password is not None else 8080
+    service = next(s for s in config["trino"]["service"] if s["port"] == wanted)
+    return login.url("127.0.0.1", service["node_port"]) if node_port else login.url(service["host"], service["port"])
+
+
 @pytest.fixture(scope="session")
 def query(config):
     """query(sql) -> rows, on the testbed's Trino at its in-cluster address, as admin."""
-    host, port = address(config["trino"])
-    return functools.partial(probes.trino_query, f"http://{host}:{port}")
+    login = trino_login(config)
+    return functools.partial(login.query, trino_url(config, login))
 
 
 @pytest.fixture(scope="session")
@@ -101,8 +117,9 @@ def sql(reach, endpoint: str, query: str) -> list[tuple]:
 
 def trino(reach, query: str) -> list[list]:
     """Rows of `query` on Trino, through a port-forward, as admin."""
+    login = access(reach)
     with reach.open("trino") as (host, port):
-        return probes.trino_query(f"http://{host}:{port}", query)
+        return login.query(login.url(host, port), query)
 
 
 def remove_prefix(client, bucket: str, prefix: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 from datamesh import dbt, probes
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
+from datamesh.trino import access
 from tests.e2e.conftest import sql, trino
 
 SCALE = "0.2"
@@ -147,7 +148,7 @@ def project_copy(tmp_path) -> Path:
 
 def build(reach, project: Path, work: Path, *select: str) -> None:
     with reach.open("trino") as endpoint:
-        dbt.run(["build", "--select", *select], endpoint=endpoint, work=work, project=project,
+        dbt.run(["build", "--select", *select], endpoint=endpoint, login=access(reach), work=work, project=project,
                 dbt_vars=dbt.project_vars(reach.inventory.vars), reporter=Reporter(open("/dev/null", "w")))
 
 

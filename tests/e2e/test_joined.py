@@ -18,6 +18,7 @@ import pytest
 from datamesh import probes
 from datamesh.errors import DatameshError
 from datamesh.manifests import platform
+from datamesh.trino import access
 
 POSTGRES = [f"postgres-{pg['key']}" for pg in platform()["postgres"]]
 
@@ -36,11 +37,15 @@ def test_select_on_every_postgres_through_the_api_servers_port_forward(reach, na
     assert rows == [(1, login.database)]  # the instance the Service names, not a neighbour
 
 
-def test_trino_show_catalogs_with_the_python_trino_client(reach):
+def test_trino_show_catalogs_with_the_python_trino_client_over_https_with_a_password(reach, tmp_path):
     import trino
 
+    login = access(reach)
+    ca = tmp_path / "trino-ca.crt"
+    ca.write_text(login.ca)
     with reach.open("trino") as (host, port):
-        conn = trino.dbapi.connect(host=host, port=port, user="admin", catalog="system", http_scheme="http")
+        conn = trino.dbapi.connect(host=host, port=port, user=login.user, catalog="system", http_scheme="https",
+                                   auth=trino.auth.BasicAuthentication(login.user, login.password), verify=str(ca))
         try:
             cur = conn.cursor()
             cur.execute("SHOW CATALOGS")
@@ -89,12 +94,13 @@ def test_twenty_concurrent_queries_through_one_forward_while_http_goes_through_a
         except Exception as exc:  # collected, then asserted in the main thread
             errors.append(exc)
 
+    trino_ca = access(reach).ca
     with reach.open("postgres-sales") as (host, port), reach.open("trino") as (trino_host, trino_port):
         threads = [threading.Thread(target=query, args=(host, port)) for _ in range(20)]
         for thread in threads:
             thread.start()
         while any(t.is_alive() for t in threads):
-            polls.append(probes.http_get(f"http://{trino_host}:{trino_port}/v1/info")[0])
+            polls.append(probes.http_get(f"https://{trino_host}:{trino_port}/v1/info", ca=trino_ca)[0])
         for thread in threads:
             thread.join()
     assert not errors, errors[:3]

@@ -25,6 +25,7 @@ from datamesh.errors import DatameshError
 from datamesh.report import Reporter
 from datamesh.role import load_module
 from datamesh.seed import Context
+from datamesh.trino import access
 
 lake = load_module("minio", "seed")
 hive = load_module("hive-metastore", "seed")
@@ -60,8 +61,9 @@ def s3(reach):
 
 @pytest.fixture(scope="module")
 def query(reach):
+    login = access(reach)
     with reach.open("trino") as (host, port):
-        yield lambda sql: probes.trino_query(f"http://{host}:{port}", sql)
+        yield lambda sql: login.query(login.url(host, port), sql)
 
 
 @pytest.fixture(scope="module")

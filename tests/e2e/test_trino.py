@@ -12,7 +12,7 @@ import pytest
 from datamesh import probes
 from testbed import services as svc, trino
 from testbed.common import TestbedError
-from tests.e2e.conftest import remove_prefix
+from tests.e2e.conftest import remove_prefix, trino_login, trino_url
 
 JDBC_TABLES = {
     "sales": ("public", {"customers", "orders"}),
@@ -51,11 +51,13 @@ def test_hive_table_round_trips_through_metastore_and_object_store(testbed, s3, 
         query(f"DROP SCHEMA IF EXISTS hive.{schema}")
 
 
-def test_trino_answers_on_its_nodeport(testbed):
-    node_port = testbed.config["trino"]["service"][0]["node_port"]
-    status, body = probes.http_get(f"http://127.0.0.1:{node_port}/v1/info")
+def test_trino_answers_on_its_nodeport_over_https_with_a_login(testbed):
+    login = trino_login(testbed.config)
+    url = trino_url(testbed.config, login, node_port=True)
+    assert url.startswith("https://127.0.0.1:30081")
+    status, body = probes.http_get(f"{url}/v1/info", ca=login.ca)
     assert status == 200 and json.loads(body)["starting"] is False
-    rows = probes.trino_query(f"http://127.0.0.1:{node_port}", "SELECT count(*) FROM sales.public.customers")
+    rows = login.query(url, "SELECT count(*) FROM sales.public.customers")
     assert rows[0][0] >= 0
 
 

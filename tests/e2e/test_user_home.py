@@ -104,9 +104,10 @@ def test_first_login_puts_the_starter_files_in_the_home(home):
 
 def test_the_server_environment_carries_the_connections_and_the_logins(home, config):
     env = server_env()
-    assert env["TRINO_HOST"] == "trino-coordinator.data-platform.svc.cluster.local" and env["TRINO_USER"] == USER
-    sales = config["postgres"]["instances"]["postgres-sales"]
-    assert (env["POSTGRES_SALES_USER"], env["POSTGRES_SALES_PASSWORD"]) == (sales["user"], sales["password"])
+    assert env["TRINO_HOST"] == "trino-coordinator.data-platform.svc.cluster.local" and env["TRINO_PORT"] == "8443"
+    assert (env["TRINO_USER"], env["TRINO_PASSWORD"]) == ("admin", config["secrets"]["data-platform/trino-users"]["admin-password"])
+    assert Path(env["TRINO_CA"]).read_text() == config["secrets"]["data-platform/trino-tls"]["ca.crt"]
+    assert not [name for name in env if name.startswith("POSTGRES_")], "servers hold no database login"
     assert env["MINIO_ACCESS_KEY"] == config["s3"]["access_key"] and env["MINIO_BUCKET"] == "datalake"
 
 

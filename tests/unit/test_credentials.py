@@ -25,6 +25,9 @@ def test_generate_policy_renders_no_password_and_marks_it_generated(write_invent
     secrets = playbook.load("up").roles[1].render(inv.vars)
     for secret in secrets:
         annotations = secret["metadata"]["annotations"]
+        if diff.CERTIFICATE in annotations:
+            assert set(secret["data"].values()) == {""}
+            continue
         generated = annotations.get("datamesh.io/generated-keys", "").split(",")
         copied = [item.partition("=")[0] for item in annotations.get("datamesh.io/copy-keys", "").split(",")]
         assert any("password" in key for key in generated + copied)
@@ -72,3 +75,73 @@ def test_the_reader_password_is_generated_and_kept_and_its_name_is_the_inventory
     upgraded = {**first, "data": {"username": first["data"]["username"], "password": first["data"]["password"]}}
     added = diff.fill_generated(diff.stamp(secret), upgraded)["data"]  # a Secret from before the reader login
     assert added["password"] == first["data"]["password"] and added["reader-password"]
+
+
+def filled_run(name: str, live: dict | None = None) -> dict:
+    """Every credentials Secret as the engine fills it in one run (`live`: the previous run's)."""
+    known: dict[str, str] = {}
+    out = {}
+    for secret in rendered_for(name)["credentials"]:
+        key = (secret["metadata"]["namespace"], secret["metadata"]["name"])
+        out[key] = diff.fill_generated(diff.stamp(secret), (live or {}).get(key), known)
+    return out
+
+
+def text(secret: dict, key: str) -> str:
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def test_trino_users_get_a_password_file_of_pbkdf2_hashes_that_match_their_passwords():
+    from datamesh import generated
+
+    users = filled_run("docker-desktop")[("data-platform", "trino-users")]
+    passwords = {u: text(users, f"{u}-password") for u in ("admin", "sales", "marketing", "analyst")}
+    assert set(passwords.values()) == {"trino123"}
+    assert generated.password_file_matches(text(users, "password.db"), passwords)
+    assert len(text(users, "shared-secret")) >= 24
+
+
+def test_a_second_run_keeps_the_certificate_and_the_password_file_byte_for_byte():
+    first = filled_run("docker-desktop")
+    second = filled_run("docker-desktop", live=first)
+    for name in ("trino-users", "trino-tls"):
+        assert second[("data-platform", name)]["data"] == first[("data-platform", name)]["data"]
+
+
+def test_a_changed_password_remakes_the_password_file():
+    from datamesh import generated
+
+    first = filled_run("docker-desktop")
+    users = first[("data-platform", "trino-users")]
+    stale = {**users, "data": {**users["data"], "password.db": base64.b64encode(
+        generated.password_file({u: "old" for u in ("admin", "sales", "marketing", "analyst")}).encode()).decode()}}
+    again = filled_run("docker-desktop", live={**first, ("data-platform", "trino-users"): stale})
+    remade = again[("data-platform", "trino-users")]
+    assert generated.password_file_matches(text(remade, "password.db"), {u: "trino123" for u in ("admin", "sales", "marketing", "analyst")})
+
+
+def test_the_certificate_names_the_coordinator_and_is_remade_when_a_name_is_missing():
+    from datamesh import generated
+
+    first = filled_run("docker-desktop")
+    tls = first[("data-platform", "trino-tls")]
+    cert = text(tls, "ca.crt")
+    assert generated.certificate_covers(cert, ["trino-coordinator.data-platform.svc.cluster.local", "localhost", "127.0.0.1"])
+    assert "PRIVATE KEY" in text(tls, "tls.pem") and "PRIVATE KEY" not in cert
+    other, _ = generated.self_signed(["elsewhere"])
+    stale = {**tls, "data": {"tls.pem": base64.b64encode(other.encode()).decode(),
+                             "ca.crt": base64.b64encode(generated.self_signed(["elsewhere"])[1].encode()).decode()}}
+    again = filled_run("docker-desktop", live={**first, ("data-platform", "trino-tls"): stale})
+    assert generated.certificate_covers(text(again[("data-platform", "trino-tls")], "ca.crt"), ["localhost"])
+
+
+def test_users_servers_get_the_trino_login_and_its_ca_but_no_database_login():
+    secret = filled_run("docker-desktop")[("jupyterhub", "jupyterhub-user-credentials")]
+    assert set(secret["data"]) == {"trino-password", "trino-ca.crt", "s3-access-key", "s3-secret-key"}
+    assert "BEGIN CERTIFICATE" in text(secret, "trino-ca.crt")
+
+
+def test_without_trino_auth_no_trino_login_is_rendered(write_inventory):
+    inv = inventory.load(str(write_inventory("security: {trino_auth: false}\n")))
+    names = {s["metadata"]["name"] for s in playbook.load("up").roles[1].render(inv.vars)}
+    assert not names & {"trino-users", "trino-tls"}

@@ -29,7 +29,9 @@ def test_trino_files_are_the_configmap_keys_as_the_pod_mounts_them(lab):
     assert sorted(files) == sorted([
         "/etc/trino/node.properties", "/etc/trino/jvm.config", "/etc/trino/log.properties",
         "/etc/trino/config.properties", *(f"/etc/trino/catalog/{c}.properties"
-                                         for c in ("sales", "marketing", "sales_domain", "marketing_domain", "hive"))])
+                                         for c in ("sales", "marketing", "sales_domain", "marketing_domain", "hive")),
+        "/etc/trino/password-authenticator.properties", "/etc/trino/access-control.properties", "/etc/trino/rules.json",
+        "/etc/trino-users/password.db", "/etc/trino-tls/tls.pem"])
     assert files["/etc/trino/config.properties"].startswith("coordinator=true\n")
     assert "hive.security=allow-all\n" in files["/etc/trino/catalog/hive.properties"]
 
@@ -69,7 +71,7 @@ def test_every_mounted_file_has_a_place_in_the_run_folder(lab):
 def test_service_ports_come_from_the_rendered_services(lab):
     assert lab["nginx"]["service"] == [{"host": "dbt-docs.data-platform.svc.cluster.local", "port": 80,
                                         "target_port": 8080, "node_port": 30084}]
-    assert lab["trino"]["service"][0]["node_port"] == 30081
+    assert [(s["port"], s.get("node_port")) for s in lab["trino"]["service"]] == [(8080, None), (8443, 30081)]
     pairs = forwarder.forward_pairs(lab)
     assert "127.0.0.1:30080=127.42.1.22:8000" in pairs and "127.42.1.22:80=127.42.1.22:8000" in pairs
 

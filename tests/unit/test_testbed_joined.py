@@ -72,7 +72,7 @@ def forwards(computed, namespace: str, prefix: str) -> dict[int, tuple[str, int]
     ("marketing-domain", "postgres-0", {5432: ("127.42.1.5", 5432)}),
     ("data-platform", "minio-0", {9000: ("127.42.1.10", 9000), 9001: ("127.42.1.10", 9001)}),
     ("data-platform", "hive-metastore-", {9083: ("127.42.1.11", 9083)}),
-    ("data-platform", "trino-coordinator-", {8080: ("127.42.1.12", 8080)}),
+    ("data-platform", "trino-coordinator-", {8080: ("127.42.1.12", 8080), 8443: ("127.42.1.12", 8443)}),
     ("jupyterhub", "hub-", {8081: ("127.42.1.20", 8081)}),
     ("jupyterhub", "proxy-", {8000: ("127.42.1.22", 8000), 8001: ("127.42.1.21", 8001)}),
     ("data-platform", "dbt-docs-", {8080: ("127.42.1.30", 8080)}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -86,9 +87,21 @@ def test_every_catalog_variable_comes_from_a_secret_the_platform_renders(docker_
                if s["metadata"]["namespace"] == "data-platform"}
     for ref in env.values():
         assert ref["key"] in secrets[ref["name"]]["data"], ref
-    assert env["SALES_DB_PASSWORD"] == {"name": "postgres-sales-credentials", "key": "password"}
+    assert env["SALES_DB_PASSWORD"] == {"name": "postgres-sales-credentials", "key": "reader-password"}
     assert env["SALES_DOMAIN_DB_PASSWORD"] == {"name": "trino-catalog-credentials", "key": "sales-domain-password"}
     assert env["S3_SECRET_KEY"] == {"name": "minio-credentials", "key": "root-password"}
+
+
+def test_the_source_catalogs_read_with_the_reader_login_and_the_domain_catalogs_write_with_the_owner(docker_desktop):
+    """Nothing through Trino changes the sources; dbt writes the domains' products through their catalogs."""
+    logins = {c["catalog"]: (c["secret"], c["user_key"], c["password_key"])
+              for c in role.load("trino").module.jdbc_catalogs(docker_desktop.vars)}
+    assert logins == {
+        "sales": ("postgres-sales-credentials", "reader-username", "reader-password"),
+        "marketing": ("postgres-marketing-credentials", "reader-username", "reader-password"),
+        "sales_domain": ("trino-catalog-credentials", "sales-domain-username", "sales-domain-password"),
+        "marketing_domain": ("trino-catalog-credentials", "marketing-domain-username", "marketing-domain-password"),
+    }
 
 
 def test_trino_server_config_node_id_and_jvm(docker_desktop):
@@ -100,6 +113,12 @@ def test_trino_server_config_node_id_and_jvm(docker_desktop):
         "discovery.uri": "http://trino-coordinator.data-platform.svc.cluster.local:8080",
         "query.max-memory": "1GB",
         "query.max-memory-per-node": "640MB",
+        "http-server.https.enabled": "true",
+        "http-server.https.port": "8443",
+        "http-server.https.keystore.path": "/etc/trino-tls/tls.pem",
+        "http-server.authentication.type": "PASSWORD",
+        "http-server.authentication.allow-insecure-over-http": "false",
+        "internal-communication.shared-secret": "${ENV:TRINO_SHARED_SECRET}",
     }
     node = parse_properties(data["node.properties"])
     assert node["node.id"] == "${ENV:HOSTNAME}" and re.fullmatch(r"[a-z0-9_]+", node["node.environment"])
@@ -121,7 +140,33 @@ def test_trino_is_ready_only_once_started(docker_desktop):
     assert container["readinessProbe"]["exec"]["command"] == ["/usr/lib/trino/bin/health-check"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/v1/info"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"/etc/trino"}
+    assert mounts == {"/etc/trino", "/etc/trino-users", "/etc/trino-tls"}
+
+
+def test_people_log_in_with_passwords_over_https_only_and_rules_decide_what_they_may_do(docker_desktop):
+    data = trino_config(docker_desktop)
+    assert parse_properties(data["password-authenticator.properties"]) == {
+        "password-authenticator.name": "file", "file.password-file": "/etc/trino-users/password.db"}
+    assert parse_properties(data["access-control.properties"]) == {
+        "access-control.name": "file", "security.config-file": "/etc/trino/rules.json"}
+    rules = json.loads(data["rules.json"])
+    assert {rule.get("user") for rule in rules["catalogs"]} >= {"admin", "sales", "marketing", "analyst"}
+    objects = render("trino", docker_desktop)
+    services = by_kind(objects, "Service")
+    assert services["trino-coordinator"]["spec"]["type"] == "ClusterIP"
+    assert [(p["name"], p["port"]) for p in services["trino-coordinator"]["spec"]["ports"]] == [("http", 8080), ("https", 8443)]
+    assert [(p["port"], p.get("nodePort")) for p in services["trino-public"]["spec"]["ports"]] == [(8443, 30081)]
+    pod = by_kind(objects, "Deployment")["trino-coordinator"]["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {"users": "trino-users", "tls": "trino-tls"}
+
+
+def test_without_trino_auth_trino_is_plain_http_on_its_nodeport_as_before(write_inventory):
+    inv = inventory.load(str(write_inventory("security: {trino_auth: false}\n")))
+    objects = render("trino", inv)
+    config = by_kind(objects, "ConfigMap")["trino-config"]["data"]
+    assert "access-control.properties" not in config and "https" not in config["coordinator.properties"]
+    assert [(p["port"], p.get("nodePort")) for p in by_kind(objects, "Service")["trino-coordinator"]["spec"]["ports"]] == [(8080, 30081)]
 
 
 def test_no_worker_deployment_by_default(docker_desktop):

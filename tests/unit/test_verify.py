@@ -186,11 +186,13 @@ def test_a_restart_loop_is_recent_restarts_or_crash_loop_back_off(given, looping
 
 def test_the_secret_keys_a_role_renders_and_reads(dd):
     assert common_checks.secret_keys(dd["trino"]) == {
-        ("data-platform", "postgres-sales-credentials"): {"username", "password"},
-        ("data-platform", "postgres-marketing-credentials"): {"username", "password"},
+        ("data-platform", "postgres-sales-credentials"): {"reader-username", "reader-password"},
+        ("data-platform", "postgres-marketing-credentials"): {"reader-username", "reader-password"},
         ("data-platform", "trino-catalog-credentials"): {"sales-domain-username", "sales-domain-password",
                                                          "marketing-domain-username", "marketing-domain-password"},
         ("data-platform", "minio-credentials"): {"root-user", "root-password"},
+        ("data-platform", "trino-users"): {"shared-secret", "password.db"},
+        ("data-platform", "trino-tls"): {"tls.pem"},
     }
     assert common_checks.publishes_nodeports(dd["trino"]) and not common_checks.keeps_volumes(dd["trino"])
     assert common_checks.keeps_volumes(dd["postgres"]) and not common_checks.publishes_nodeports(dd["postgres"])
