@@ -5,13 +5,14 @@ A plain module that tests import (`from tests.unit.helpers import ...`); fixture
 
 from __future__ import annotations
 
+import ast
 import re
 from decimal import Decimal
 from xml.etree import ElementTree
 
 import kubernetes_validate
 
-from datamesh import inventory, playbook, role
+from datamesh import ROOT, inventory, playbook, role
 
 OLDEST, NEWEST = "1.29.0", kubernetes_validate.utils.latest_version() + ".0"  # the Kubernetes schemas we validate against
 GiB = 2**30
@@ -84,3 +85,13 @@ def java_size(text: str) -> Decimal:
     """A JVM or Trino size (512m, 1280M, 1GB) in bytes."""
     number, unit = re.fullmatch(r"(\d+)([kKmMgG])?[bB]?", text).groups()
     return Decimal(number) * 1024 ** " kmg".index((unit or " ").lower())
+
+
+def user_server_labels(username: str = "admin") -> dict[str, str]:
+    """The labels KubeSpawner 6.2 puts on a user's server (`_build_pod_labels`): the user's name, our
+    extra_labels (files/jupyterhub/jupyterhub_config.py), its common labels, its component and server name."""
+    config = ast.parse((ROOT / "files/jupyterhub/jupyterhub_config.py").read_text())
+    extra = next(ast.literal_eval(node.value) for node in config.body if isinstance(node, ast.Assign)
+                 and any(getattr(target, "id", None) == "part_of" for target in node.targets))
+    return {"hub.jupyter.org/username": username, **extra, "app": "jupyterhub", "heritage": "jupyterhub",
+            "component": "singleuser-server", "hub.jupyter.org/servername": ""}
