@@ -1,9 +1,11 @@
 """Grafana with provisioned PostgreSQL data sources and the sales and campaign dashboards.
 
 Data sources (files/grafana/datasources.yaml) read their addresses, users and passwords from
-the container's environment, filled from Secrets: the data-platform databases' own Secrets,
-and for the domain databases, whose Secrets live in their domains' namespaces, the Secret
-grafana-datasource-credentials, whose keys the engine copies from them (`datamesh.io/copy-keys`).
+the container's environment, filled from Secrets. Dashboards only read, so each data source logs
+in with its database's read-only login (`reader-username`, `reader-password`; roles/postgres),
+never the owner: from the data-platform databases' own Secrets, and for the domain databases,
+whose Secrets live in their domains' namespaces, from the Secret grafana-datasource-credentials,
+whose keys the engine copies from them (`datamesh.io/copy-keys`).
 Dashboards are the JSON files of files/grafana/dashboards. The admin login comes from the
 credentials role's Secret grafana-credentials; the rest of Grafana's state is an emptyDir.
 """
@@ -24,6 +26,7 @@ DASHBOARDS = "/etc/grafana/dashboards/datamesh"  # options.path of files/grafana
 # Each data source of files/grafana/datasources.yaml: its environment prefix and PostgreSQL key.
 DATASOURCES = {"SALES": "sales", "MARKETING": "marketing",
                "SALES_DOMAIN": "sales-domain", "MARKETING_DOMAIN": "marketing-domain"}
+LOGIN = {"USER": "reader-username", "PASSWORD": "reader-password"}  # env suffix -> key of the database's Secret
 
 
 def render(vars: dict) -> list[dict]:
@@ -45,14 +48,14 @@ def render(vars: dict) -> list[dict]:
 
 
 def copied_credentials(vars: dict, ns: str) -> dict:
-    """The domain databases' logins, copied into Grafana's namespace by the engine (rendered empty)."""
+    """The domain databases' read-only logins, copied into Grafana's namespace by the engine (rendered empty)."""
     copies, data = [], {}
     for key in DATASOURCES.values():
         pg = postgres(key)
         source_ns = vars["namespaces"][pg["namespace"]]
         if source_ns == ns:
             continue  # a Secret in Grafana's own namespace is referenced directly
-        for field in ("username", "password"):
+        for field in LOGIN.values():
             copies.append(f"{key}-{field}={source_ns}/{secret_name(pg['name'])}:{field}")
             data[f"{key}-{field}"] = ""
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -66,7 +69,7 @@ def datasource_env(vars: dict, ns: str) -> list[dict]:
         pg = postgres(key)
         source_ns = vars["namespaces"][pg["namespace"]]
         env.append({"name": f"{prefix}_DB_ADDRESS", "value": f"{fqdn(pg['name'], source_ns)}:5432"})
-        for field, suffix in (("username", "USER"), ("password", "PASSWORD")):
+        for suffix, field in LOGIN.items():
             ref = (secret_ref(secret_name(pg["name"]), field) if source_ns == ns
                    else secret_ref(COPY_SECRET, f"{key}-{field}"))
             env.append({"name": f"{prefix}_DB_{suffix}", "valueFrom": ref})

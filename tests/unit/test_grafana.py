@@ -63,10 +63,10 @@ def test_every_datasource_variable_is_set_on_the_container_from_the_right_place(
     assert wanted <= set(env)
     assert env["SALES_DB_ADDRESS"]["value"] == "postgres-sales.data-platform.svc.cluster.local:5432"
     assert env["SALES_DOMAIN_DB_ADDRESS"]["value"] == "postgres.sales-domain.svc.cluster.local:5432"
-    assert env["SALES_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-sales-credentials", "key": "password"}
+    assert env["SALES_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-sales-credentials", "key": "reader-password"}
     copied = find(objects, "Secret", "grafana-datasource-credentials")
     assert env["MARKETING_DOMAIN_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "grafana-datasource-credentials", "key": "marketing-domain-password"}
+        "name": "grafana-datasource-credentials", "key": "marketing-domain-reader-password"}
     assert env["GF_SECURITY_ADMIN_USER"]["valueFrom"]["secretKeyRef"] == {"name": "grafana-credentials", "key": "admin-user"}
     assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "grafana-credentials", "key": "admin-password"}
     # every key read from the copy Secret is rendered there, empty, and copied from a Secret the credentials role renders
@@ -74,7 +74,7 @@ def test_every_datasource_variable_is_set_on_the_container_from_the_right_place(
     copies = dict(item.split("=", 1) for item in copied["metadata"]["annotations"]["datamesh.io/copy-keys"].split(","))
     assert set(copies) == set(copied["data"]) and set(copied["data"].values()) == {""}
     assert set(copies.values()) <= sources
-    assert copies["sales-domain-password"] == "sales-domain/postgres-credentials:password"
+    assert copies["sales-domain-reader-password"] == "sales-domain/postgres-credentials:reader-password"
     for item in env.values():
         ref = item.get("valueFrom", {}).get("secretKeyRef")
         if ref and ref["name"] == "grafana-datasource-credentials":
@@ -87,8 +87,20 @@ def test_copy_secret_is_filled_by_the_engine_from_the_domain_secrets(dd):
     for secret in dd["credentials"]:
         diff.fill_generated(secret, None, known)
     filled = diff.fill_generated(find(dd["grafana"], "Secret", "grafana-datasource-credentials"), None, known)
-    assert base64.b64decode(filled["data"]["sales-domain-password"]).decode() == "admin123"
-    assert base64.b64decode(filled["data"]["marketing-domain-username"]).decode() == "admin"
+    assert base64.b64decode(filled["data"]["sales-domain-reader-password"]).decode() == "reader123"
+    assert base64.b64decode(filled["data"]["marketing-domain-reader-username"]).decode() == "reader"
+
+
+def test_every_datasource_logs_in_with_the_read_only_login_never_the_owner(dd):
+    """Dashboards only read: the four data sources use the reader keys, whichever Secret holds them."""
+    env = env_of(pod_spec(find(dd["grafana"], "Deployment", "grafana"))["containers"][0])
+    copied = find(dd["grafana"], "Secret", "grafana-datasource-credentials")
+    copies = dict(item.split("=", 1) for item in copied["metadata"]["annotations"]["datamesh.io/copy-keys"].split(","))
+    for prefix in ("SALES", "MARKETING", "SALES_DOMAIN", "MARKETING_DOMAIN"):
+        for suffix, key in (("USER", "reader-username"), ("PASSWORD", "reader-password")):
+            ref = env[f"{prefix}_DB_{suffix}"]["valueFrom"]["secretKeyRef"]
+            source = copies[ref["key"]].rpartition(":")[2] if ref["name"] == copied["metadata"]["name"] else ref["key"]
+            assert source == key, (prefix, suffix, ref)
 
 
 def test_dashboard_provider_points_at_the_mounted_dashboards(dd):
@@ -199,7 +211,19 @@ def postgres_server():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_dashboard_sql_runs_on_the_seed_schema(postgres_server):
+def make_reader(server: dict, database: str) -> None:
+    """The postgres role's readonly Job's script, run as the Job runs it (the socket's trust login
+    stands for the passwords)."""
+    bin_dir = str(Path(os.path.realpath(shutil.which("initdb"))).parent)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PGHOST": server["host"], "PGPORT": str(server["port"]),
+           "PGDATABASE": database, "PGUSER": server["user"], "PGPASSWORD": "unused", "READER_USER": "reader",
+           "READER_PASSWORD": "unused-too", "SCHEMAS": "public"}
+    done = subprocess.run(["sh", str(ROOT / "files/postgres/readonly-role.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dashboard_sql_runs_on_the_seed_schema_as_the_read_only_login(postgres_server):
+    """Every panel's query, as Grafana's data sources log in: the reader the readonly Job makes."""
     import psycopg2
 
     databases = {"postgres-sales": ("sales_db", "sql/sales_db.sql"), "postgres-marketing": ("marketing_db", "sql/marketing_db.sql")}
@@ -211,11 +235,12 @@ def test_dashboard_sql_runs_on_the_seed_schema(postgres_server):
     admin.close()
     connections = {}
     for uid, (database, schema) in databases.items():
-        conn = psycopg2.connect(dbname=database, **postgres_server)
-        with conn, conn.cursor() as cur:
+        with psycopg2.connect(dbname=database, **postgres_server) as owner, owner.cursor() as cur:
             cur.execute((ROOT / "files" / schema).read_text())
             cur.execute(SAMPLE[database])
-        connections[uid] = conn
+        owner.close()
+        make_reader(postgres_server, database)
+        connections[uid] = psycopg2.connect(dbname=database, **{**postgres_server, "user": "reader"})
     _, _, dashboards = grafana_files()
     ran = 0
     for dashboard in dashboards.values():
@@ -234,6 +259,8 @@ def test_dashboard_sql_runs_on_the_seed_schema(postgres_server):
     with connections["postgres-sales"].cursor() as cur:
         cur.execute(revenue["targets"][0]["rawSql"])
         assert cur.fetchone()[0] == Decimal("130.50")  # the cancelled order does not count
+    with connections["postgres-sales"].cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute("DELETE FROM orders")
     for conn in connections.values():
         conn.close()
     assert ran >= 16

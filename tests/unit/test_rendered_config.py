@@ -55,7 +55,9 @@ def test_generated_passwords_are_shared_by_every_consumer_and_kept_with_live():
     name = next(n for n in inventory.available() if inventory.load(n).vars["credentials"]["policy"] == "generate")
     first = config_from_render(name)
     sales = first["postgres"]["instances"]["postgres-sales"]["password"]
-    assert sales != "admin123" and first["trino"]["env"]["SALES_DB_PASSWORD"] == sales
+    reader = first["secrets"]["data-platform/postgres-sales-credentials"]["reader-password"]
+    assert sales != "admin123" and first["trino"]["env"]["SALES_DB_PASSWORD"] == reader != sales  # Trino reads as the reader
+    assert first["trino"]["env"]["SALES_DOMAIN_DB_PASSWORD"] == first["postgres"]["instances"]["postgres-sales-domain"]["password"]
     again = config_from_render(name, live=first["secrets"])
     assert again == first
     assert config_from_render(name)["postgres"]["instances"]["postgres-sales"]["password"] != sales
