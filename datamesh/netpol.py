@@ -61,11 +61,11 @@ BUCKET_JOB = Pods("minio-buckets")
 HUB, PROXY = Pods("hub", "jupyterhub"), Pods("proxy", "jupyterhub")
 # KubeSpawner's pods: our extra_labels (files/jupyterhub/jupyterhub_config.py) and its own component label
 USER_SERVER = Pods("jupyterhub-user", "jupyterhub", (("component", "singleuser-server"),))
-# Each PostgreSQL of files/platform.yml (by key) -> its clients. Users' servers read the sources
-# directly (POSTGRES_SALES_*, POSTGRES_MARKETING_* in their environment, notebook 01).
+# Each PostgreSQL of files/platform.yml (by key) -> its clients. Users' servers hold no database
+# login: they read every database through Trino.
 DATABASE_CLIENTS = {
-    "sales": (*TRINO, GRAFANA, USER_SERVER),
-    "marketing": (*TRINO, GRAFANA, USER_SERVER),
+    "sales": (*TRINO, GRAFANA),
+    "marketing": (*TRINO, GRAFANA),
     "hive": (METASTORE,),
     "sales-domain": (*TRINO, GRAFANA, OWN_NAMESPACE),
     "marketing-domain": (*TRINO, GRAFANA, OWN_NAMESPACE),
