@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import OUR_NAMESPACES, get
+from tests.integration.conftest import OUR_NAMESPACES, get, wipe
 from testbed import cluster as testbed
 
 PRIVILEGED_POD = {
@@ -19,7 +19,9 @@ PRIVILEGED_POD = {
 
 
 @pytest.fixture(scope="module")
-def converged(datamesh):
+def converged(datamesh, kubectl):
+    """`up` on an empty cluster, so every pod is admitted under the labels the namespaces role sets."""
+    wipe(kubectl)
     run = datamesh("up")
     assert run.returncode == 0, run.stderr + run.stdout
     return run
