@@ -6,6 +6,9 @@ POSTGRES_USER/POSTGRES_PASSWORD into PGDATA (translated), scram-sha-256 for TCP 
 127.0.0.1, and every testbed client is on 127/8, so password checks would otherwise be skipped),
 trust on the unix socket, locale C.UTF-8; then POSTGRES_DB and the /docker-entrypoint-initdb.d/*.sql
 scripts, once. The server listens on its service address only, with its socket in the run folder.
+Once every instance answers, each readonly Job of the postgres role runs natively as the bucket Job
+does (testbed/objectstore.py): its rendered script (files/postgres/readonly-role.sh) unchanged, with
+the Job's env and Debian's psql and pg_isready where the image has its own, as root instead of 999.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
 from testbed.common import TestbedError, apt_install, logger, run, wait_until
-from testbed.native import base_env, native_env, native_path, place_config
+from testbed.native import base_env, native_command, native_env, native_path, place_config
 from testbed.processes import Procs, run_dir
 
 POSTGRES_MAJOR = "15"
@@ -107,7 +110,27 @@ def start(procs: Procs, cfg: dict) -> dict[str, float]:
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
         wait_until(f"PostgreSQL {fqdn}/{db}", lambda: _answers(fqdn, user, password, db), 30, p, log_file)
         times[name] = time.monotonic() - t0
+    for name, job in (cfg.get("readonly_jobs") or {}).items():
+        run_readonly_job(job, base / name / "readonly-job")
     return times
+
+
+def run_readonly_job(job: dict, base: Path) -> str:
+    """One readonly Job, natively: its command (sh readonly-role.sh from its ConfigMap, placed in
+    `base`) with the Job's env, Debian's PostgreSQL programs first on PATH. Its output goes to
+    base/job.log and is returned; a failure is the Job's failure."""
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    place_config(job, base)
+    env = base_env(native_env(job, base))
+    env["PATH"] = f"{PG_BIN}{os.pathsep}{env['PATH']}"
+    out = run(native_command(job, base), env=env, cwd=base, capture=True, check=False, timeout=300)
+    (base / "job.log").write_text(out.stdout or "")
+    if out.returncode != 0:
+        raise TestbedError(f"the postgres role's readonly Job for {job['env'].get('PGDATABASE')} failed (exit code "
+                           f"{out.returncode}; {base / 'job.log'}):\n{(out.stdout or '')[-3000:]}")
+    log(f"postgres: readonly job: {(out.stdout or 'ok').strip().splitlines()[-1]}")
+    return out.stdout
 
 
 def _initdb(idir: Path, data: Path, user: str, password: str) -> None:

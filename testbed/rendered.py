@@ -36,7 +36,7 @@ import re
 from typing import Any
 
 from datamesh import diff, inventory as inventories, playbook
-from datamesh.manifests import platform
+from datamesh.manifests import NAME, platform
 
 # ------------------------------------------------------------------ translation tables
 # pod path -> path under the service's run folder (.testbed/services/<service>/). One table per
@@ -62,6 +62,9 @@ POSTGRES_PATHS = {
 }
 S3_PATHS = {
     "/data": "data",                            # the object store's volume (versitygw's posix folder is in it)
+}
+POSTGRES_JOB_PATHS = {
+    "/opt/datamesh/scripts": "scripts",         # the postgres-readonly-role ConfigMap (readonly-role.sh)
 }
 S3_JOB_PATHS = {
     "/tmp": "tmp",                              # the bucket Job's emptyDir, its HOME
@@ -330,6 +333,15 @@ def trino_ports(objs: Objects, namespace: str, workload: dict, c: dict) -> list[
     return ports
 
 
+def readonly_job(objects: list[dict], namespace: str, pods: str) -> dict:
+    """The one Job of the namespace whose pods are named `pods` (the postgres role's `<name>-readonly`)."""
+    jobs = [o for o in objects if o["kind"] == "Job" and o["metadata"].get("namespace") == namespace
+            and o["spec"]["template"]["metadata"]["labels"].get(NAME) == pods]
+    if len(jobs) != 1:
+        raise RenderError(f"expected one Job {namespace}/{pods}-* among the rendered manifests, found {len(jobs)}")
+    return jobs[0]
+
+
 # ------------------------------------------------------------------ the config
 
 
@@ -340,8 +352,8 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
     ns = inv.vars["namespaces"]
     platform_ns, hub_ns = ns["platform"], ns["jupyterhub"]
 
-    # PostgreSQL: one instance per entry of files/platform.yml
-    instances = {}
+    # PostgreSQL: one instance per entry of files/platform.yml, and the Jobs that make the read-only logins
+    instances, readonly_jobs = {}, {}
     for pg in platform()["postgres"]:
         namespace = ns[pg["namespace"]]
         sts = objs.get("StatefulSet", namespace, pg["name"])
@@ -356,6 +368,9 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
             "password": creds["password"],
             "service": service_ports(objs, pg["name"], namespace, sts, c),
         }
+        if pg.get("reader_schemas"):
+            job = readonly_job(objects, namespace, f"{pg['name']}-readonly")
+            readonly_jobs[f"postgres-{pg['key']}"] = container_config(objs, job, container(job), POSTGRES_JOB_PATHS)
 
     # object store: the server the inventory chose (minio.server) with its init containers, the
     # root login, the bucket Job, and the Services (the console's NodePort reaches the same pod, so
@@ -437,7 +452,7 @@ def config_from_render(inventory: str = "docker-desktop", live: dict[str, dict[s
     return {
         "source": f"rendered:{inv.name}",
         "secrets": objs.secrets,
-        "postgres": {"instances": instances},
+        "postgres": {"instances": instances, "readonly_jobs": readonly_jobs},
         "s3": s3,
         "hive": hive,
         "trino": trino,

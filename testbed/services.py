@@ -9,6 +9,7 @@ resolved env, its command, its Services), on the in-cluster name it has in Kuber
     PostgreSQL 15 x5                postgres-sales.data-platform.svc.cluster.local (5432)    Debian postgresql-15
                                     postgres-marketing / postgres-hive (data-platform),
                                     postgres.sales-domain, postgres.marketing-domain
+      + its readonly Jobs' script   (on the four instances with a reader login)              (its psql)
     S3 object store (versitygw)     minio.data-platform.svc.cluster.local (9000)             Go module proxy
       + its bucket Job's script     + NodePort 127.0.0.1:30082 (console: WebUI on /ui/)     PyPI (awscli)
     Hive Metastore 4.0.1            hive-metastore.data-platform.svc.cluster.local (9083)    Maven Central

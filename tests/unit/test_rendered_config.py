@@ -22,6 +22,7 @@ def sections(config: dict):
     yield from ((name, config[name]) for name in ("s3", "hive", "trino", "jupyterhub", "nginx"))
     yield "proxy", config["jupyterhub"]["proxy"]
     yield from config["postgres"]["instances"].items()
+    yield from ((f"{name} readonly Job", job) for name, job in config["postgres"]["readonly_jobs"].items())
 
 
 def test_trino_files_are_the_configmap_keys_as_the_pod_mounts_them(lab):
@@ -76,6 +77,22 @@ def test_service_ports_come_from_the_rendered_services(lab):
     assert [(s["port"], s.get("node_port")) for s in lab["trino"]["service"]] == [(8080, None), (8443, 30081)]
     pairs = forwarder.forward_pairs(lab)
     assert "127.0.0.1:30080=127.42.1.22:8000" in pairs and "127.42.1.22:80=127.42.1.22:8000" in pairs
+
+
+def test_each_readonly_job_runs_its_rendered_script_with_its_instances_logins(lab):
+    """The testbed runs the script the pod mounts, against the instance it stands for."""
+    jobs = lab["postgres"]["readonly_jobs"]
+    assert set(jobs) == {"postgres-sales", "postgres-marketing", "postgres-sales-domain", "postgres-marketing-domain"}
+    script = (Path(__file__).parents[2] / "files/postgres/readonly-role.sh").read_text()
+    for name, job in jobs.items():
+        instance = lab["postgres"]["instances"][name]
+        assert native.native_command(job, Path("/run/job")) == ["/bin/sh", "/run/job/scripts/readonly-role.sh"]
+        assert job["files"] == {"/opt/datamesh/scripts/readonly-role.sh": script}
+        env = job["env"]
+        assert (env["PGHOST"], env["PGDATABASE"], env["PGUSER"], env["PGPASSWORD"]) == (
+            instance["fqdn"], instance["database"], instance["user"], instance["password"])
+        assert (env["READER_USER"], env["READER_PASSWORD"]) == ("reader", "reader123")
+    assert jobs["postgres-sales-domain"]["env"]["SCHEMAS"] == "data_products public"
 
 
 def test_nginx_and_hive_scripts_are_pointed_at_the_run_folder(lab):
