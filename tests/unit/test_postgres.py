@@ -129,3 +129,11 @@ def test_the_jobs_are_the_same_with_lab_and_generated_passwords():
     names = [sorted(j["metadata"]["name"] for j in readonly_jobs(rendered_for(name)["postgres"]).values())
              for name in ("docker-desktop", "kind")]
     assert names[0] == names[1]
+
+
+def test_a_readonly_job_of_an_earlier_script_is_pruned_and_the_current_one_kept(dd):
+    """What `up` prunes after the new Job is done: the role's Jobs it renders no more (their pods go with them)."""
+    current = next(o for o in dd["postgres"] if o["kind"] == "Job")
+    earlier = copy.deepcopy(current)
+    earlier["metadata"]["name"] = current["metadata"]["name"].rsplit("-", 1)[0] + "-00000000"
+    assert role.stale([current, earlier], "postgres", dd["postgres"]) == [earlier]
