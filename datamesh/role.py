@@ -167,9 +167,15 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int, pull_timeout: i
         wait_ready(cluster, waiting, timeout, on_poll, pull_timeout)
 
 
+# `security.network_policies: false` renders no NetworkPolicy at all: they are still looked for, so
+# the policies an earlier run applied are pruned instead of staying enforced
+SWITCHED_KINDS = {("networking.k8s.io/v1", "NetworkPolicy")}
+
+
 def ours(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:
-    """Live objects that are ours, of the kinds these manifests use (data kinds aside), in our namespaces."""
-    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in DATA_KINDS})
+    """Live objects that are ours, of the kinds these manifests use (data kinds aside) and of the
+    kinds a switch can stop rendering altogether, in our namespaces."""
+    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in DATA_KINDS} | SWITCHED_KINDS)
     return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=OURS)
             if obj["metadata"].get("namespace") in namespaces]
 

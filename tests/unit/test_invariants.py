@@ -110,9 +110,10 @@ def test_no_secret_literal_in_configmaps_or_env(rendered):
                     assert not re.search(r"password\w*\W{0,3}\s*[:=]\s*\\?['\"][^'\"$]", text.lower()), key
                     continue
                 # a password setting (YAML `key: value`, properties `key=value`) may only name an
-                # environment variable: ${VAR}, $__env{VAR}, ${ENV:VAR}; or a file (a path) the
-                # value is in, or a plugin (`password-authenticator.name`)
-                assert not re.search(r"password[\w.-]*(?<!\.name)(:[ \t]*|=)(?!['\"]?[$/])\S", text.lower()), text
+                # environment variable: ${VAR}, $__env{VAR}, ${ENV:VAR}, dbt's {{ env_var('VAR') }};
+                # or a file (a path) the value is in, or a plugin (`password-authenticator.name`)
+                assert not re.search(r"password[\w.-]*(?<!\.name)(:[ \t]*|=)(?!['\"]?(\$|/|\{\{ env_var\())\S",
+                                     text.lower()), text
         for container in containers(obj):
             for env in container.get("env", []):
                 if LOGIN.search(env["name"].upper()):
