@@ -69,6 +69,10 @@ def environment(host: str, port: int, login: Access, work: Path) -> dict[str, st
         ca = work / "trino-ca.crt"
         ca.write_text(login.ca or "")
         env.update({"TRINO_METHOD": "ldap", "TRINO_PASSWORD": login.password, "TRINO_CA": str(ca)})
+        # requests prefers these to the session's CA, which is how dbt-trino passes `cert`
+        # (psf/requests#3829, #4650); dbt talks to nothing but Trino through the port-forward
+        env.pop("CURL_CA_BUNDLE", None)
+        env["REQUESTS_CA_BUNDLE"] = str(ca)
     return env
 
 

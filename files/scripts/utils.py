@@ -67,8 +67,14 @@ def trino_connection(catalog: str | None = None, schema: str | None = None):
     password = os.environ.get("TRINO_PASSWORD")
     login = {}
     if password:
+        import requests
+
+        # a session that trusts Trino's certificate alone and ignores REQUESTS_CA_BUNDLE, which
+        # requests would otherwise prefer to the session's own CA (psf/requests#3829)
+        session = requests.Session()
+        session.verify, session.trust_env = setting("TRINO_CA", "/etc/datamesh/trino/ca.crt"), False
         login = {"http_scheme": "https", "auth": trino.auth.BasicAuthentication(user_name(), password),
-                 "verify": setting("TRINO_CA", "/etc/datamesh/trino/ca.crt")}
+                 "http_session": session}
     return trino.dbapi.connect(
         host=setting("TRINO_HOST", f"trino-coordinator.{NAMESPACE}"),
         port=int(setting("TRINO_PORT", "8443" if password else "8080")),

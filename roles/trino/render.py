@@ -6,6 +6,8 @@ config.properties and one catalog file each for sales, marketing, hive, sales_do
 marketing_domain live in one ConfigMap mounted at /etc/trino. Catalogs name their logins as
 `${ENV:NAME}`, filled from Secrets; the domain databases' logins come from
 `trino-catalog-credentials`, which the credentials role copies from the domains' namespaces.
+With `security.trino_auth` people log in with passwords over HTTPS and access rules apply
+(logins.py); the NodePort then moves to the Service `trino-public`, which exposes HTTPS alone.
 
 What moving from 435 to 476 changed here (release notes 436-476, and 476 started on the
 service testbed): the Hive catalog reaches the object store through Trino's native S3 file
@@ -21,20 +23,20 @@ original architecture's) renders the legacy `hive.s3.*` keys that release takes:
 from string import Template
 
 from datamesh.errors import DatameshError
+from datamesh.role import load_module
 from datamesh.manifests import (
     config_checksum, container_security, deployment, fqdn, metadata, platform, pod_security, read, secret_name,
     secret_ref, service, service_port,
 )
 from datamesh.netpol import network_policies
 
+logins = load_module("trino", "logins")
+
 DEPENDS_ON = ["namespaces", "credentials", "postgres", "minio", "hive-metastore"]
 COORDINATOR, WORKER = "trino-coordinator", "trino-worker"
 CONFIG = "trino-config"
 CATALOG_SECRET = "trino-catalog-credentials"  # rendered by the credentials role
-USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # rendered by the credentials role with security.trino_auth
-PUBLIC = "trino-public"
-PORT, HTTPS_PORT = 8080, 8443
-USERS_DIR, TLS_DIR = "/etc/trino-users", "/etc/trino-tls"
+PORT = 8080
 UID = 1000  # the image's trino user
 ETC = "/etc/trino"
 DATA = "/data/trino"
@@ -60,22 +62,9 @@ def services(namespace: str, vars: dict) -> list[dict]:
     node_port = vars["nodeports"]["trino"]
     if not vars["security"]["trino_auth"]:
         return [service("trino", COORDINATOR, namespace, service_port("http", PORT, node_port=node_port))]
-    return [service("trino", COORDINATOR, namespace, service_port("http", PORT), service_port("https", HTTPS_PORT)),
-            service("trino", PUBLIC, namespace, service_port("https", HTTPS_PORT, node_port=node_port), app=COORDINATOR)]
-
-
-def auth_config() -> dict[str, str]:
-    """Password logins over HTTPS only: Trino 476 checks passwords on HTTPS alone (over HTTP,
-    `allow-insecure-over-http` would let anyone name any user without a password), so plain HTTP
-    refuses every login and keeps serving /v1/info and the nodes' own calls, signed with the shared secret."""
-    return {
-        "http-server.https.enabled": "true",
-        "http-server.https.port": str(HTTPS_PORT),
-        "http-server.https.keystore.path": f"{TLS_DIR}/tls.pem",
-        "http-server.authentication.type": "PASSWORD",
-        "http-server.authentication.allow-insecure-over-http": "false",
-        "internal-communication.shared-secret": "${ENV:TRINO_SHARED_SECRET}",
-    }
+    https = logins.HTTPS_PORT
+    return [service("trino", COORDINATOR, namespace, service_port("http", PORT), service_port("https", https)),
+            service("trino", logins.PUBLIC, namespace, service_port("https", https, node_port=node_port), app=COORDINATOR)]
 
 
 def properties(values: dict[str, str]) -> str:
@@ -98,7 +87,7 @@ def server_config(namespace: str, vars: dict, coordinator: bool) -> dict[str, st
         "query.max-memory-per-node": settings["query_max_memory_per_node"],
     })
     if vars["security"]["trino_auth"]:
-        values.update(auth_config() if coordinator else {"internal-communication.shared-secret": "${ENV:TRINO_SHARED_SECRET}"})
+        values.update(logins.server_config(coordinator))
     return values
 
 
@@ -214,11 +203,8 @@ def configmap(namespace: str, vars: dict) -> dict:
     if settings["workers"] > 0:
         data["worker.properties"] = properties(server_config(namespace, vars, coordinator=False))
     if vars["security"]["trino_auth"]:
-        data["password-authenticator.properties"] = properties({
-            "password-authenticator.name": "file", "file.password-file": f"{USERS_DIR}/password.db"})
-        data["access-control.properties"] = properties({
-            "access-control.name": "file", "security.config-file": f"{ETC}/rules.json"})
-        data["rules.json"] = read("trino/rules.json")
+        for key, content in logins.config_files(ETC).items():
+            data[key] = content if isinstance(content, str) else properties(content)
     for name, values in catalogs(namespace, vars).items():
         data[f"catalog-{name}.properties"] = properties(values)
     return {
@@ -246,19 +232,14 @@ def mounted_files(config: dict, server_key: str) -> list[dict]:
 def server(name: str, server_key: str, replicas: int, namespace: str, vars: dict, config: dict) -> dict:
     """The coordinator's or the workers' Deployment."""
     info = {"httpGet": {"path": "/v1/info", "port": "http"}}
-    auth = vars["security"]["trino_auth"]
     env = catalog_env(vars)
     ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
     mounts = [{"name": "config", "mountPath": ETC, "readOnly": True}]
     volumes = [{"name": "config", "configMap": {"name": CONFIG, "items": mounted_files(config, server_key)}}]
-    if auth:
-        env.append({"name": "TRINO_SHARED_SECRET", "valueFrom": secret_ref(USERS_SECRET, "shared-secret")})
-    if auth and name == COORDINATOR:
-        ports.append({"name": "https", "containerPort": HTTPS_PORT, "protocol": "TCP"})
-        mounts += [{"name": "users", "mountPath": USERS_DIR, "readOnly": True},
-                   {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
-        volumes += [{"name": "users", "secret": {"secretName": USERS_SECRET, "items": [{"key": "password.db", "path": "password.db"}]}},
-                    {"name": "tls", "secret": {"secretName": TLS_SECRET, "items": [{"key": "tls.pem", "path": "tls.pem"}]}}]
+    if vars["security"]["trino_auth"]:
+        extra = logins.pod_parts(name == COORDINATOR)
+        for part, more in zip((env, ports, mounts, volumes), extra):
+            part += more
     pod_spec = {
         "securityContext": pod_security(UID),
         "enableServiceLinks": False,

@@ -127,12 +127,14 @@ def test_a_contract_failure_names_each_mismatched_column():
         "This model has an enforced contract that failed. (order_count: DOUBLE vs contract BIGINT)"
 
 
-def test_dbt_logs_in_as_the_given_trino_user_over_https_trusting_the_ca_written_beside_its_work(tmp_path):
+def test_dbt_logs_in_as_the_given_trino_user_over_https_trusting_the_ca_written_beside_its_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     from datamesh.trino import Access
 
     env = dbt.environment("127.0.0.1", 40001, Access("admin", "s3cret", "-----BEGIN CERTIFICATE-----\n"), tmp_path)
     assert (env["TRINO_METHOD"], env["TRINO_USER"], env["TRINO_PASSWORD"]) == ("ldap", "admin", "s3cret")
     assert (env["TRINO_HOST"], env["TRINO_PORT"]) == ("127.0.0.1", "40001")
     assert open(env["TRINO_CA"]).read().startswith("-----BEGIN CERTIFICATE-----")
+    assert env["REQUESTS_CA_BUNDLE"] == env["TRINO_CA"] and "CURL_CA_BUNDLE" not in env  # psf/requests#3829
     plain = dbt.environment("127.0.0.1", 40001, Access("admin"), tmp_path)
     assert plain["TRINO_METHOD"] == "none" and "TRINO_PASSWORD" not in plain
