@@ -146,7 +146,7 @@ def test_too_small_a_cluster_is_refused_before_anything_is_applied(datamesh, aud
 
 
 def test_objects_a_role_renders_no_more_are_planned_and_pruned(datamesh, kubectl, tmp_path, audit):
-    """Trino workers scaled from 1 to 0 in the inventory: the worker Deployment goes, nothing else."""
+    """Trino workers scaled from 1 to 0 in the inventory: the worker Deployment and its NetworkPolicy go, nothing else."""
     workers = write_inventory(tmp_path, {"trino": {"workers": 1}})
     assert datamesh("up", "--inventory", str(workers)).returncode == 0
     assert get(kubectl, "deployment", "trino-worker", "data-platform")["spec"]["replicas"] == 1
@@ -156,7 +156,7 @@ def test_objects_a_role_renders_no_more_are_planned_and_pruned(datamesh, kubectl
     mark = audit.mark()
     run = datamesh("up")
     assert run.returncode == 0, run.stderr
-    deleted = [e["objectRef"]["name"] for e in audit.writes(mark) if e["verb"] == "delete"]
-    assert deleted == ["trino-worker"]
+    deleted = sorted((e["objectRef"]["resource"], e["objectRef"]["name"]) for e in audit.writes(mark) if e["verb"] == "delete")
+    assert deleted == [("deployments", "trino-worker"), ("networkpolicies", "trino-worker")]  # the worker and its policy
     assert kubectl("get", "deployment", "trino-worker", "-n", "data-platform", "--ignore-not-found").strip() == ""
     assert datamesh("up").totals["changed"] == 0
