@@ -11,7 +11,7 @@ from datamesh import probes
 from datamesh.errors import DatameshError
 
 USER = "admin"  # the Trino user the seed steps run as
-USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # the credentials role's, with security.trino_auth
+USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # the credentials role renders them (security.trino_auth)
 
 
 @dataclass(frozen=True)

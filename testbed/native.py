@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from testbed.common import TestbedError
+from testbed.common import TestbedError, run
 
 
 def native_path(pod_path: str, paths: dict[str, str], base: Path) -> Path:
@@ -103,3 +103,19 @@ def with_flag(args: list[str], flag: str, value: str) -> list[str]:
             out.append(a)
         i += 1
     return out
+
+
+def run_job(job: dict, base: Path, command: list[str], first_on_path: Path, what: str, timeout: float) -> str:
+    """A Job's pod, natively: a fresh `base` with its files, its env with `first_on_path` first on
+    PATH, then `command`. Its output goes to base/job.log and is returned; a failure is the Job's
+    failure, raised naming `what` with the output's end."""
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    place_config(job, base)
+    env = base_env(native_env(job, base))
+    env["PATH"] = f"{first_on_path}{os.pathsep}{env['PATH']}"
+    out = run(command, env=env, cwd=base, capture=True, check=False, timeout=timeout)
+    (base / "job.log").write_text(out.stdout or "")
+    if out.returncode != 0:
+        raise TestbedError(f"{what} failed (exit code {out.returncode}; {base / 'job.log'}):\n{(out.stdout or '')[-3000:]}")
+    return out.stdout or ""

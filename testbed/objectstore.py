@@ -30,7 +30,7 @@ from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
 from testbed.common import (REPO, TestbedError, build_atomically, component_dir, go_env, logger, run,
                             wait_until)
-from testbed.native import base_env, native_command, native_env, native_path, place_config, translate_text
+from testbed.native import base_env, native_command, native_env, native_path, place_config, run_job, translate_text
 from testbed.processes import Procs, run_dir
 
 VERSITYGW_VERSION = os.environ.get("DATAMESH_TESTBED_VERSITYGW", "v1.8.0")
@@ -153,18 +153,9 @@ def run_bucket_job(job: dict, base: Path) -> None:
     """The minio role's bucket Job, natively: its command (sh -c files/minio/buckets.sh, as rendered)
     with the Job's env, its emptyDir (HOME) a fresh folder in `base`, and the AWS CLI from PyPI
     first on PATH. Its output goes to base/job.log; a failure is the Job's failure."""
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    place_config(job, base)
-    env = base_env(native_env(job, base))
-    env["PATH"] = f"{install_awscli() / 'bin'}{os.pathsep}{env['PATH']}"
-    cmd = job.get("command", []) + job.get("args", [])
-    out = run(cmd, env=env, cwd=base, capture=True, check=False, timeout=360)
-    (base / "job.log").write_text(out.stdout or "")
-    if out.returncode != 0:
-        raise TestbedError(f"the minio role's bucket Job failed (exit code {out.returncode}; {base / 'job.log'}):\n"
-                           f"{(out.stdout or '')[-3000:]}")
-    log(f"s3: bucket job: {(out.stdout or 'ok').strip().splitlines()[-1]}")
+    out = run_job(job, base, job.get("command", []) + job.get("args", []), install_awscli() / "bin",
+                  "the minio role's bucket Job", timeout=360)
+    log(f"s3: bucket job: {(out or 'ok').strip().splitlines()[-1]}")
 
 
 def _xattr_ok(path: Path) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from datamesh import probes
 from testbed.addresses import check_loopback, ip_of
 from testbed.common import TestbedError, apt_install, logger, run, wait_until
-from testbed.native import base_env, native_command, native_env, native_path, place_config
+from testbed.native import base_env, native_command, native_env, native_path, place_config, run_job
 from testbed.processes import Procs, run_dir
 
 POSTGRES_MAJOR = "15"
@@ -119,18 +119,10 @@ def run_readonly_job(job: dict, base: Path) -> str:
     """One readonly Job, natively: its command (sh readonly-role.sh from its ConfigMap, placed in
     `base`) with the Job's env, Debian's PostgreSQL programs first on PATH. Its output goes to
     base/job.log and is returned; a failure is the Job's failure."""
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    place_config(job, base)
-    env = base_env(native_env(job, base))
-    env["PATH"] = f"{PG_BIN}{os.pathsep}{env['PATH']}"
-    out = run(native_command(job, base), env=env, cwd=base, capture=True, check=False, timeout=300)
-    (base / "job.log").write_text(out.stdout or "")
-    if out.returncode != 0:
-        raise TestbedError(f"the postgres role's readonly Job for {job['env'].get('PGDATABASE')} failed (exit code "
-                           f"{out.returncode}; {base / 'job.log'}):\n{(out.stdout or '')[-3000:]}")
-    log(f"postgres: readonly job: {(out.stdout or 'ok').strip().splitlines()[-1]}")
-    return out.stdout
+    what = f"the postgres role's readonly Job for {job['env'].get('PGDATABASE')}"
+    out = run_job(job, base, native_command(job, base), PG_BIN, what, timeout=300)
+    log(f"postgres: readonly job: {(out or 'ok').strip().splitlines()[-1]}")
+    return out
 
 
 def _initdb(idir: Path, data: Path, user: str, password: str) -> None:

@@ -11,9 +11,10 @@ so a password is made once and never changes. Tokens that are not logins are alw
 
 from datamesh.diff import CERTIFICATE, CERTIFICATE_NAMES, COPIED, GENERATED, PASSWORD_FILE
 from datamesh.manifests import b64, metadata, platform, secret_name
+from datamesh.trino import TLS_SECRET, USER as TRINO_ADMIN, USERS_SECRET
 
 DEPENDS_ON = ["namespaces"]
-TRINO_USERS = ("admin", "sales", "marketing", "analyst")  # who they are and what each may do: roles/trino/access.py
+TRINO_USERS = ("admin", "sales", "marketing", "analyst")  # what each may do: files/trino/rules.json (README: "Trino users")
 
 
 def render(vars: dict) -> list[dict]:
@@ -47,7 +48,7 @@ def trino_logins(vars: dict, lab_password: str | None) -> list[dict]:
     secret Trino's nodes sign their internal calls with; `trino-tls` a self-signed certificate for the
     coordinator's in-cluster names and the NodePort host, made once (`ca.crt` is what clients trust)."""
     namespace = vars["namespaces"]["platform"]
-    users = secret(namespace, "trino-users", {**{f"{user}-password": lab_password for user in TRINO_USERS},
+    users = secret(namespace, USERS_SECRET, {**{f"{user}-password": lab_password for user in TRINO_USERS},
                                               "password.db": "", "shared-secret": None})
     users["metadata"]["annotations"][PASSWORD_FILE] = "password.db"
     service = "trino-coordinator"
@@ -55,7 +56,7 @@ def trino_logins(vars: dict, lab_password: str | None) -> list[dict]:
              "localhost", "127.0.0.1"]
     if vars["hosts"]["address"] not in names:
         names.append(vars["hosts"]["address"])
-    tls = secret(namespace, "trino-tls", {"tls.pem": "", "ca.crt": ""})
+    tls = secret(namespace, TLS_SECRET, {"tls.pem": "", "ca.crt": ""})
     tls["metadata"].setdefault("annotations", {}).update({CERTIFICATE: "tls.pem,ca.crt", CERTIFICATE_NAMES: ",".join(names)})
     return [users, tls]
 
@@ -84,8 +85,8 @@ def jupyterhub_user_credentials(namespaces: dict, trino_auth: bool) -> dict:
     platform_ns = namespaces["platform"]
     copies = {}
     if trino_auth:
-        copies["trino-password"] = f"{platform_ns}/trino-users:admin-password"
-        copies["trino-ca.crt"] = f"{platform_ns}/trino-tls:ca.crt"
+        copies["trino-password"] = f"{platform_ns}/{USERS_SECRET}:{TRINO_ADMIN}-password"
+        copies["trino-ca.crt"] = f"{platform_ns}/{TLS_SECRET}:ca.crt"
     copies["s3-access-key"] = f"{platform_ns}/{secret_name('minio')}:root-user"
     copies["s3-secret-key"] = f"{platform_ns}/{secret_name('minio')}:root-password"
     return copied(namespaces["jupyterhub"], "jupyterhub-user-credentials", copies)

@@ -9,8 +9,7 @@ passwords in trino-users) and the access rules (files/trino/rules.json) decide w
 """
 
 from datamesh.manifests import read, secret_ref
-
-USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # rendered by the credentials role
+from datamesh.trino import TLS_SECRET, USERS_SECRET
 PUBLIC = "trino-public"  # the NodePort Service, HTTPS alone
 HTTPS_PORT = 8443
 USERS_DIR, TLS_DIR = "/etc/trino-users", "/etc/trino-tls"
