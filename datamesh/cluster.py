@@ -1,8 +1,9 @@
 """The only module that talks to the Kubernetes API.
 
 Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, all
-through the official client's ApiClient. Discovery runs once per `Cluster` (one request per
-API group-version in use). Transient failures (connection reset, 409, 429, 5xx) are retried with
+through the official client's ApiClient. Discovery asks once per API group-version in use and
+keeps the answer on disk per server and version, as kubectl does, so a later run asks again only
+for a kind the kept answer lacks (`Cluster.resource`). Transient failures (connection reset, 409, 429, 5xx) are retried with
 tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence. What a request
 names and what its answers mean, without I/O, is `datamesh/kube.py`.
 """
@@ -10,6 +11,8 @@ names and what its answers mean, without I/O, is `datamesh/kube.py`.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,8 +24,8 @@ from kubernetes.stream import ws_client
 
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
-from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, group_version_path, kubeconfig_path, reason, ref,
-                           stream_tls)
+from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, discovery_file, group_version_path,
+                           kubeconfig_path, reason, ref, stream_tls)
 
 FIELD_MANAGER = "datamesh"
 USER_AGENT = "datamesh/0.1"
@@ -57,8 +60,10 @@ class Cluster:
         self.kubeconfig = kubeconfig_path(settings["kubeconfig"])
         self.context = settings["context"]
         self.server = "?"
+        self.version = ""  # the server's gitVersion, once ping() has asked: it keys the discovery cache
         self.requests: dict[str, int] = {}
         self._discovery = Discovery()
+        self._from_disk: set[str] = set()
         self.api = self._client(inventory)
 
     def _client(self, inventory: Inventory) -> client.ApiClient:
@@ -148,19 +153,33 @@ class Cluster:
                 f"the Kubernetes API of context '{self.context}' at {self.server} refused the tool ({exc.status} {exc}); "
                 f"check the credentials of that context in {self.kubeconfig}."
             ) from exc
-        return answer.get("gitVersion", "?")
+        self.version = answer.get("gitVersion", "")
+        return self.version or "?"
 
     # -- discovery ------------------------------------------------------------------------
 
     def resource(self, api_version: str, kind: str) -> Resource:
         if api_version not in self._discovery.discovered:
-            self._discover(api_version)
+            self._discover(api_version, cached=True)
         found = self._discovery.resources.get((api_version, kind))
+        if found is None and api_version in self._from_disk:  # a kind added since: ask the server
+            self._discover(api_version, cached=False)
+            found = self._discovery.resources.get((api_version, kind))
         if found is None:
             raise DatameshError(f"the cluster at {self.server} does not serve {kind} in {api_version}; it may be too old for datamesh.")
         return found
 
-    def _discover(self, api_version: str) -> None:
+    def _discover(self, api_version: str, cached: bool) -> None:
+        """One group-version's kinds: from the disk cache of this server and version when there is one
+        (`kube.discovery_file`), else from the server, then kept on disk for the next run."""
+        path = discovery_file(self.server, self.version, api_version) if self.version else None
+        if cached and path is not None:
+            try:
+                self._discovery.add(api_version, json.loads(path.read_text()))
+                self._from_disk.add(api_version)
+                return
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # missing or unreadable: the server's answer replaces it
         try:
             answer = self.request("GET", group_version_path(api_version))
         except ApiError as exc:
@@ -168,6 +187,9 @@ class Cluster:
                 raise
             answer = {"resources": []}
         self._discovery.add(api_version, answer)
+        self._from_disk.discard(api_version)
+        if path is not None and answer["resources"]:
+            keep(path, {"resources": answer["resources"]})
 
     # -- objects --------------------------------------------------------------------------
 
@@ -263,3 +285,13 @@ class Cluster:
     def endpoint_slices(self, namespace: str, service: str) -> list[dict]:
         return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, labels=f"kubernetes.io/service-name={service}")
 
+
+def keep(path: Path, data: dict) -> None:
+    """Write a cache file whole or not at all (a rename), and never fail the run for it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(data))
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the next run its discovery requests

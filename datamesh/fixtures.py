@@ -10,14 +10,14 @@ Fixtures (session-wide, made on first use):
     reach      datamesh.endpoints.Endpoints: a service through a port-forward of the API; logins from Secrets
     inventory, cluster, rendered (the test's role's objects as `up` renders them)
 
-Markers: `api` marks a check that needs only the Kubernetes API (`up` runs those after each role);
-`next_step("...")` gives one check its own next step instead of its module's NEXT_STEP. A
+Markers: `next_step("...")` gives one check its own next step instead of its module's NEXT_STEP. A
 component the inventory declares not run (`verify.not_run`, the testbed's Grafana) makes the
 fixtures asked for it skip with the inventory's reason; nothing else is ever skipped but by a
 check's own pytest.skip with its reason.
 
-`up` hands its own inventory and connection over in PRESET; a worker process (pytest-xdist)
-makes its own from the command line options.
+Each process (and each pytest-xdist worker) makes its own inventory and connection from the
+command line options. The checks `invoke up` runs after each role are datamesh/live_checks.py's,
+without pytest; datamesh/common_checks.py runs the same functions here.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import pytest
 
 from datamesh.errors import DatameshError
 
-PRESET: dict = {}  # inventory, cluster: set by datamesh/verify.py when it runs in the same process
 _loaded: dict = {}  # this process's inventory and rendered roles
 
 
@@ -42,15 +41,12 @@ def pytest_addoption(parser) -> None:
 
 def pytest_configure(config) -> None:
     _loaded.clear()  # a new run in the same process (`up`, role after role) may check another inventory
-    config.addinivalue_line("markers", "api: needs only the Kubernetes API; `invoke up` runs it after the role")
     config.addinivalue_line("markers", "next_step(text): what to do when this check fails")
     config.addinivalue_line("markers", "applies(predicate): a common check only for roles whose rendered objects it accepts")
 
 
 def loaded_inventory(config):
     """The inventory checked: `up`'s own, or the one --datamesh-inventory names (loaded once)."""
-    if "inventory" in PRESET:
-        return PRESET["inventory"]
     if "inventory" not in _loaded:
         from datamesh import inventory as inventories
 
@@ -151,8 +147,6 @@ def inventory(request):
 
 @pytest.fixture(scope="session")
 def cluster(inventory):
-    if "cluster" in PRESET:
-        return PRESET["cluster"]
     from datamesh.cluster import Cluster
 
     made = Cluster(inventory)

@@ -12,23 +12,19 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 
-from datamesh import ROOT
+from datamesh import ROOT, values
 from datamesh.errors import DatameshError, shown
 
 INVENTORY_DIR = ROOT / "inventory"
 DEFAULTS_FILE = INVENTORY_DIR / "defaults.yml"
 ROLES_DIR = ROOT / "roles"
 DEFAULT_NAME = "docker-desktop"
-CREDENTIAL_POLICIES = ("lab", "generate")
-POD_SECURITY_LEVELS = ("restricted", "baseline")  # privileged is never enforced: it would admit anything
 
 
 @dataclass
@@ -97,30 +93,44 @@ def _merge_defaults(into: dict, extra: dict, path: Path, prefix: str) -> None:
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
-    """Parse YAML, returning the data and the line number of every dotted key."""
+    """Parse YAML, returning the data and the line number of every dotted key; a key set twice is refused."""
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise DatameshError(f"{shown(path)}: cannot read the inventory ({exc.strerror}).") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise DatameshError(f"{shown(path)} line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                            "save the file as UTF-8.") from None
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join((getattr(exc, "problem", None) or str(exc)).split())
         raise DatameshError(f"{shown(path)}{where}: not valid YAML ({problem}); fix the indentation or quoting there.") from exc
+    except RecursionError:
+        raise DatameshError(f"{shown(path)}: not valid YAML (nested too deeply); an inventory is a few levels of settings.") from None
+    finally:
+        loader.dispose()
     lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
+    _collect_lines(node, "", lines, path)
     return data, lines
 
 
-def _collect_lines(node: Any, prefix: str, lines: dict[str, int]) -> None:
+def _collect_lines(node: Any, prefix: str, lines: dict[str, int], path: Path) -> None:
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
-            lines[key] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key + ".", lines)
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value in seen:
+                raise DatameshError(f"{shown(path)} line {line}: key '{key}' is set twice (also on line "
+                                    f"{seen[key_node.value]}); keep one, since YAML would silently use the last.")
+            seen[key_node.value] = lines[key] = line
+            _collect_lines(value_node, key + ".", lines, path)
 
 
 def _merge(defaults: Any, settings: dict, path: Path, lines: dict[str, int], prefix: str) -> dict:
@@ -164,80 +174,15 @@ def _check_scalar(default: Any, value: Any, where: str, dotted: str) -> Any:
         expected = "a list of strings"
     else:
         raise DatameshError(f"{shown(DEFAULTS_FILE)}: key '{dotted}' has an unsupported default type {_type_name(default)}.")
-    raise DatameshError(f"{where}: key '{dotted}' must be {expected}, got {_type_name(value)} {value!r}.")
+    raise DatameshError(f"{where}: key '{dotted}' must be {expected}, got {_type_name(value)} {values.shown_value(value)}.")
 
 
 def _check_rules(inventory: Inventory) -> None:
-    """Rules that span keys: what the types alone cannot say."""
-    v = inventory.vars
-    creds = v["credentials"]
-    where = _where(inventory.path, inventory.lines, "credentials.policy")
-    if creds["policy"] not in CREDENTIAL_POLICIES:
-        raise DatameshError(
-            f"{where}: key 'credentials.policy' must be one of {', '.join(CREDENTIAL_POLICIES)}, got {creds['policy']!r}."
-        )
-    lab = creds["lab_passwords"]
-    if creds["policy"] == "lab":
-        missing = [name for name, password in lab.items() if not password]
-        if missing:
-            raise DatameshError(
-                f"{where}: policy 'lab' needs credentials.lab_passwords for {', '.join(missing)}; "
-                "set them or use policy 'generate'."
-            )
-    elif any(lab.values()):
-        where = _where(inventory.path, inventory.lines, "credentials.lab_passwords")
-        raise DatameshError(
-            f"{where}: credentials.lab_passwords are only used with policy 'lab'; "
-            "remove them, since this inventory generates its passwords."
-        )
-    if creds["users"]["postgres_reader"] == creds["users"]["postgres"]:
-        where = _where(inventory.path, inventory.lines, "credentials.users.postgres_reader")
-        raise DatameshError(
-            f"{where}: key 'credentials.users.postgres_reader' must differ from credentials.users.postgres "
-            f"(both {creds['users']['postgres']!r}): the read-only login is made NOSUPERUSER, which would demote "
-            "the databases' owner; choose another name."
-        )
-    target = v["hosts"]["nodeports"]
-    if target != "local" and not (target.startswith("ssh://") and urllib.parse.urlsplit(target).hostname):
-        where = _where(inventory.path, inventory.lines, "hosts.nodeports")
-        raise DatameshError(f"{where}: key 'hosts.nodeports' must be 'local' or 'ssh://user@host[:port]', got {target!r}.")
-    if not 0 <= v["verify"]["workers"] <= 32:
-        where = _where(inventory.path, inventory.lines, "verify.workers")
-        raise DatameshError(f"{where}: key 'verify.workers' must be from 0 (one per CPU) to 32, got {v['verify']['workers']}.")
-    level = v["security"]["pod_security"]
-    if level not in POD_SECURITY_LEVELS:
-        where = _where(inventory.path, inventory.lines, "security.pod_security")
-        raise DatameshError(f"{where}: key 'security.pod_security' must be one of {', '.join(POD_SECURITY_LEVELS)} "
-                            f"(the Pod Security level enforced on every namespace), got {level!r}.")
-    ports = v["nodeports"]
-    seen: dict[int, str] = {}
-    for component, port in ports.items():
-        if not 30000 <= port <= 32767:
-            where = _where(inventory.path, inventory.lines, f"nodeports.{component}")
-            raise DatameshError(f"{where}: key 'nodeports.{component}' must be in Kubernetes' NodePort range 30000-32767, got {port}.")
-        if port in seen:
-            where = _where(inventory.path, inventory.lines, f"nodeports.{component}")
-            raise DatameshError(f"{where}: NodePort {port} is given to both {seen[port]} and {component}; give each its own port.")
-        seen[port] = component
-    quantities = [(f"storage.{k}", q) for k, q in v["storage"].items() if k != "class"]
-    quantities += [
-        (f"resources.{component}.{kind}.{name}", q)
-        for component, spec in v["resources"].items()
-        for kind, amounts in spec.items()
-        for name, q in amounts.items()
-    ]
-    for dotted, quantity in quantities:
-        try:
-            parse_quantity(quantity)
-        except ValueError:
-            where = _where(inventory.path, inventory.lines, dotted)
-            raise DatameshError(
-                f"{where}: key '{dotted}' must be a Kubernetes quantity such as 512Mi, 5Gi or 500m, got {quantity!r}."
-            ) from None
-    for component, image in v["images"].items():
-        if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
-            where = _where(inventory.path, inventory.lines, f"images.{component}")
-            raise DatameshError(f"{where}: image for '{component}' must be pinned to an exact tag, got {image!r}.")
+    """What each value must look like where it lands, and the rules that span keys (datamesh/values.py)."""
+    problem = values.refusal(inventory.vars)
+    if problem:
+        place = next((key for key in problem.keys if key in inventory.lines), problem.keys[0])
+        raise DatameshError(f"{_where(inventory.path, inventory.lines, place)}: {problem.text}")
 
 
 def _suggest(key: Any, defaults: dict, prefix: str) -> str:

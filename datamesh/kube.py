@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,22 @@ def ref(obj: dict) -> str:
     meta = obj.get("metadata", {})
     where = f"{meta['namespace']}/" if meta.get("namespace") else ""
     return f"{obj.get('kind')} {where}{meta.get('name')}"
+
+
+def cache_home() -> Path:
+    """Where datamesh keeps what it can make again (discovery answers, the testbeds' builds), outside
+    the work tree: $DATAMESH_CACHE, else $XDG_CACHE_HOME/datamesh, else ~/.cache/datamesh."""
+    if os.environ.get("DATAMESH_CACHE"):
+        return Path(os.environ["DATAMESH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datamesh"
+
+
+def discovery_file(server: str, version: str, api_version: str) -> Path:
+    """One group-version's discovery answer for one API server at one version: kubectl keeps these
+    per server too (~/.kube/cache/discovery); a new release of the server starts afresh."""
+    where = urlparse(server)
+    host = (where.netloc or where.path or "server").replace(":", "_").replace("/", "_")
+    return cache_home() / "discovery" / host / version.replace("/", "_") / f"{api_version.replace('/', '_')}.json"
 
 
 def kubeconfig_path(configured: str | None) -> Path:

@@ -13,12 +13,13 @@ from typing import Iterable
 
 import yaml
 
-from datamesh import ROOT, diff, inventory as inventories, role as roles
+from datamesh import ROOT, diff, inventory as inventories, live_checks, role as roles
 from datamesh.budget import preflight
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
 from datamesh.kube import ref
+from datamesh.live_checks import Listing
 from datamesh.manifests import dump_all
 from datamesh.report import Reporter
 from datamesh.role import Result, Role
@@ -125,22 +126,34 @@ def connect(inventory: Inventory, reporter: Reporter) -> Cluster:
     return cluster
 
 
-def prepare(inventory: Inventory, selected: list[Role],
-            reporter: Reporter) -> tuple[dict[str, list[dict]], Cluster, list[dict]]:
-    """What `up` and `plan` start from: the rendered roles, the cluster checked against the budget,
-    and the objects of ours already in it."""
+@dataclass
+class Start:
+    """What `up` and `plan` start from: the rendered roles, the connection, and the live objects of
+    ours listed once (`known` by identity, `prunable` for pruning)."""
+
+    rendered: dict[str, list[dict]]
+    cluster: Cluster
+    known: dict[tuple, dict]
+    prunable: list[dict]
+
+
+def prepare(inventory: Inventory, selected: list[Role], reporter: Reporter) -> Start:
+    """Render, connect, check the cluster against the budget, and list what of ours is there."""
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     everything = [obj for manifests in rendered.values() for obj in manifests]
     preflight(cluster, everything, inventory, warn=reporter.warning)
-    live = roles.ours(cluster, everything, set(inventory["namespaces"].values()))
-    return rendered, cluster, live
+    live = roles.listed(cluster, everything)
+    return Start(rendered, cluster, {roles.identity(o): o for o in live},
+                 roles.ours(live, set(inventory["namespaces"].values())))
 
 
 def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
     """Converge the selected roles in order (check, apply, wait, verify); after a failed role the rest are skipped."""
     reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
-    rendered, cluster, live = prepare(inventory, selected, reporter)
+    start = prepare(inventory, selected, reporter)
+    cluster = start.cluster
+    listing = Listing(cluster)
     results: list[Result] = []
     secrets: dict[str, str] = {}
     failed = False
@@ -152,16 +165,19 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
             reporter.role_skipped(role.name)
             continue
         reporter.role_start(role.name)
+        rendered = start.rendered[role.name]
         planned: list[roles.Planned] = []
         try:
-            planned = roles.check(cluster, rendered[role.name], secrets)
+            planned = roles.check(cluster, rendered, secrets, start.known)
             roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
             roles.wait(cluster, planned, inventory["timeouts"]["ready"], inventory["timeouts"]["pull"],
                        on_poll=reporter.waiting)
-            pruned = roles.prune(cluster, roles.stale(live, role.name, rendered[role.name]), inventory["timeouts"]["ready"])
+            pruned = roles.prune(cluster, roles.stale(start.prunable, role.name, rendered), inventory["timeouts"]["ready"])
             for entry in pruned:
                 reporter.object_done(entry)
-            verified(inventory, cluster, role.name, reporter)
+            if pruned or any(item.changed for item in planned):
+                listing.clear()
+            verified(role.name, rendered, listing, cluster, reporter)
         except DatameshError as exc:
             pruned = []
             result.error = str(exc)
@@ -172,15 +188,15 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[R
     return results
 
 
-def verified(inventory: Inventory, cluster: Cluster, role: str, reporter: Reporter) -> None:
-    """The role's fourth step: its checks that need only the API; the first failure fails the role."""
-    from datamesh import verify  # pytest loads only here, not for plan or render
-
-    checks = verify.role_checks(inventory, cluster, role)
-    failed = [c for c in checks if c.status == "failed"]
+def verified(role: str, rendered: list[dict], listing: Listing, cluster: Cluster, reporter: Reporter) -> None:
+    """The role's fourth step: the checks of its live objects that need only the API
+    (datamesh/live_checks.py, also part of `invoke verify`); the first failure fails the role."""
+    checks = live_checks.run(role, rendered, listing, cluster)
+    failed = [(name, problem) for name, problem in checks if problem]
     reporter.line(f"  verified: {len(checks) - len(failed)} of {len(checks)} checks passed")
     if failed:
-        raise DatameshError(f"check '{failed[0].name}' failed: {failed[0].message}; {failed[0].next}.")
+        name, problem = failed[0]
+        raise DatameshError(f"check '{name}' failed: {problem}; {live_checks.NEXT_STEP}.")
 
 
 @dataclass
@@ -193,10 +209,11 @@ class PlanEntry:
 
 def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[PlanEntry]:
     """Print what `up` would change, per object, with a server-side dry run of each update."""
-    rendered, cluster, live = prepare(inventory, selected, reporter)
+    start = prepare(inventory, selected, reporter)
+    rendered, cluster = start.rendered, start.cluster
     entries, secrets = [], {}
     for role in selected:
-        for item in roles.check(cluster, rendered[role.name], secrets):
+        for item in roles.check(cluster, rendered[role.name], secrets, start.known):
             label = roles.object_result(item).ref
             if item.action == "update":
                 after = cluster.apply(item.desired, dry_run=True)
@@ -206,7 +223,7 @@ def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list
             else:
                 lines = []
             entries.append(PlanEntry(role.name, label, item.action, lines))
-        for obj in roles.stale(live, role.name, rendered[role.name]):
+        for obj in roles.stale(start.prunable, role.name, rendered[role.name]):
             entries.append(PlanEntry(role.name, ref(obj), "delete", diff.unified(obj, None, ref(obj))))
     marks = {"create": "+", "update": "~", "delete": "-", "none": "="}
     for entry in entries:

@@ -122,14 +122,24 @@ class Planned:
         self.action = "create" if self.live is None else ("update" if self.changed else "none")
 
 
-def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None) -> list[Planned]:
-    """Read each object once and decide whether it differs from what the role renders.
+def identity(obj: dict) -> tuple[str, str | None, str]:
+    """(kind, namespace, name): what makes an object one object, in a run's lookups."""
+    return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
 
+
+def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None,
+          known: dict[tuple, dict] | None = None) -> list[Planned]:
+    """Decide for each object whether it differs from what the role renders.
+
+    `known` holds the objects of ours listed at the start of the run (`listed`, by `identity`): those
+    cost no request. An object not among them is read by itself, since one made by someone else
+    without our labels lists under none, and its live values (a Secret's passwords) must be kept.
     `secrets` collects the Secret values of the run, so a Secret may copy a key of one before it.
     """
     planned = []
     for obj in manifests:
-        live = cluster.get(obj)
+        key = identity(obj)
+        live = known[key] if known is not None and key in known else cluster.get(obj)
         try:
             desired = diff.fill_generated(diff.stamp(obj), live, secrets)
         except ValueError as exc:
@@ -172,22 +182,26 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int, pull_timeout: i
 SWITCHED_KINDS = {("networking.k8s.io/v1", "NetworkPolicy")}
 
 
-def ours(cluster: Cluster, manifests: list[dict], namespaces: set[str]) -> list[dict]:
-    """Live objects that are ours, of the kinds these manifests use (data kinds aside) and of the
-    kinds a switch can stop rendering altogether, in our namespaces."""
-    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] not in DATA_KINDS} | SWITCHED_KINDS)
-    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=OURS)
-            if obj["metadata"].get("namespace") in namespaces]
+def listed(cluster: Cluster, manifests: list[dict]) -> list[dict]:
+    """The live objects of ours of every kind these manifests use, and of the kinds a switch can stop
+    rendering altogether: one LIST per kind, which is all a run that changes nothing reads."""
+    kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests} | SWITCHED_KINDS)
+    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=OURS)]
+
+
+def ours(live: list[dict], namespaces: set[str]) -> list[dict]:
+    """Of the listed objects, those pruning may consider: in our namespaces, data kinds aside."""
+    return [obj for obj in live if obj["kind"] not in DATA_KINDS and obj["metadata"].get("namespace") in namespaces]
 
 
 def stale(live: list[dict], role: str, manifests: list[dict]) -> list[dict]:
     """What the role made earlier and renders no more: a worker scaled to 0, a bucket Job of an old script."""
-    wanted = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in manifests}
+    wanted = {identity(o) for o in manifests}
     return [
         obj for obj in live
         if label(obj, COMPONENT) == role
         and obj["kind"] not in DATA_KINDS and not obj["metadata"].get("ownerReferences")
-        and (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]) not in wanted
+        and identity(obj) not in wanted
     ]
 
 

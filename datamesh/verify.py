@@ -1,4 +1,4 @@
-"""`invoke verify`, and the fourth step of each role in `up`: the roles' checks, run by pytest.
+"""`invoke verify`: the roles' checks, run by pytest.
 
 The checks are pytest-testinfra tests: datamesh/common_checks.py for every selected role, plus
 roles/<name>/verify.py where a role has one, with the fixtures of datamesh/fixtures.py. This
@@ -62,8 +62,7 @@ def check_name(nodeid: str, component: str = "") -> str:
     return base.replace("_", " ") + (f" [{param}]" if param else "")
 
 
-def pytest_args(inventory: Inventory, roles: list[str], *, api_only: bool = False, keyword: str | None = None,
-                junit: str | None = None, workers: int = 0) -> list[str]:
+def pytest_args(inventory: Inventory, roles: list[str], *, keyword: str | None = None, junit: str | None = None, workers: int = 0) -> list[str]:
     """pytest's command line for the roles' checks against the inventory's platform."""
     paths = [str(COMMON)] + [str(ROLES_DIR / r / "verify.py") for r in roles if (ROLES_DIR / r / "verify.py").is_file()]
     quiet = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
@@ -71,8 +70,6 @@ def pytest_args(inventory: Inventory, roles: list[str], *, api_only: bool = Fals
             "--rootdir", str(ROLES_DIR.parent), "-c", str(ROOT / "datamesh" / "verify.ini"),
             "--datamesh-inventory", str(inventory.path), "--datamesh-roles", ",".join(roles),
             "-p", "testinfra.plugin", "--hosts", testinfra_spec(inventory["hosts"]["nodeports"]), "-q", "--tb=no", "-rN"]
-    if api_only:
-        args += ["-m", "api"]
     if keyword:
         args += ["-k", keyword]
     if junit:
@@ -125,26 +122,21 @@ class Collector:
                                                next=f"fix {report.nodeid}: it is part of datamesh")
 
 
-def run(inventory: Inventory, roles: list[str], *, api_only: bool = False, keyword: str | None = None,
-        junit: str | None = None, workers: int = 0, preset: dict | None = None, on_check=None) -> list[Check]:
+def run(inventory: Inventory, roles: list[str], *, keyword: str | None = None, junit: str | None = None,
+        workers: int = 0, on_check=None) -> list[Check]:
     """Run the roles' checks and return one Check per test, in the order they were collected."""
-    from datamesh import fixtures
-
     collector = Collector(on_check)
     workers = workers or min(4, os.cpu_count() or 1)
-    args = pytest_args(inventory, roles, api_only=api_only, keyword=keyword, junit=junit, workers=workers)
+    args = pytest_args(inventory, roles, keyword=keyword, junit=junit, workers=workers)
     output = io.StringIO()
     for path in (Path(a) for a in args if a.endswith(".py")):  # pytest's importlib mode reuses a module by its
         sys.modules.pop(".".join(path.relative_to(ROLES_DIR.parent).with_suffix("").parts), None)  # name: load anew
-    fixtures.PRESET.clear()
-    fixtures.PRESET.update(preset or {})
     autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only the plugins named here, not whatever is installed
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             code = pytest.main(args, plugins=[collector])
     finally:
-        fixtures.PRESET.clear()
         if autoload is None:
             os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
         else:
@@ -153,12 +145,6 @@ def run(inventory: Inventory, roles: list[str], *, api_only: bool = False, keywo
         tail = " ".join(output.getvalue().strip().splitlines()[-3:])
         raise DatameshError(f"the checks could not run (pytest exit code {int(code)}): {tail}")
     return collector.results()
-
-
-def role_checks(inventory: Inventory, cluster, role: str) -> list[Check]:
-    """The fourth step of a role in `up`: its checks that need only the Kubernetes API (marked `api`),
-    in this process, on `up`'s own connection."""
-    return run(inventory, [role], api_only=True, workers=1, preset={"inventory": inventory, "cluster": cluster})
 
 
 def components(checks: list[Check], order: list[str]) -> list[str]:

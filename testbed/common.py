@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from datamesh.kube import cache_home
+
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
 MAVEN_REPO = os.environ.get("DATAMESH_MAVEN_REPO", "https://repo.maven.apache.org/maven2").rstrip("/")
@@ -48,8 +50,7 @@ def logger(name: str):
 
 def cache_root() -> Path:
     """$DATAMESH_CACHE/testbed, by default ~/.cache/datamesh/testbed: outside the work tree."""
-    base = os.environ.get("DATAMESH_CACHE") or Path.home() / ".cache" / "datamesh"
-    return Path(base) / "testbed"
+    return cache_home() / "testbed"
 
 
 def component_dir(name: str, version: str) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 
 from datamesh import inventory
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
+from datamesh.kube import discovery_file
 from datamesh.manifests import metadata
 
 
@@ -55,3 +57,27 @@ def test_discovery_is_done_once_per_group_version(cluster):
     gets = cluster.requests["GET"]
     cluster.get(configmap("io-c"))
     assert cluster.requests["GET"] == gets + 1
+
+
+def test_discovery_is_kept_on_disk_per_server_and_version(env, monkeypatch, tmp_path):
+    """A second run asks nothing of discovery; a kept answer that lacks a kind is asked again once."""
+    monkeypatch.setenv("KUBECONFIG", env["KUBECONFIG"])
+    monkeypatch.setenv("DATAMESH_CACHE", str(tmp_path))
+    first = Cluster(inventory.load("testbed"))
+    version = first.ping()
+    first.get(configmap("io-a"))
+    kept = discovery_file(first.server, version, "v1")
+    assert "ConfigMap" in kept.read_text()
+
+    second = Cluster(inventory.load("testbed"))
+    second.ping()
+    second.get(configmap("io-a"))
+    assert second.requests == {"GET": 2}  # /version and the object: no discovery
+
+    answer = json.loads(kept.read_text())
+    kept.write_text(json.dumps({"resources": [r for r in answer["resources"] if r["kind"] != "ConfigMap"]}))
+    third = Cluster(inventory.load("testbed"))
+    third.ping()
+    third.get(configmap("io-a"))
+    assert third.requests == {"GET": 3}  # /version, discovery of v1 again, the object
+    assert "ConfigMap" in kept.read_text()

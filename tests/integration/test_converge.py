@@ -50,6 +50,18 @@ def test_second_up_changes_nothing_and_writes_nothing(datamesh, audit):
     assert audit.writes(mark) == []
 
 
+def test_second_up_reads_one_list_per_kind_and_no_object_by_itself(datamesh):
+    """Reading the state once: a LIST per kind rendered (and per kind the checks read), never a GET
+    per object; discovery comes from the disk cache the first run filled."""
+    run = datamesh("up")
+    objects = run.totals["ok"]
+    kinds = {(o["kind"]) for role in run.report["roles"] for o in role["objects"]}
+    assert run.report["requests"].keys() == {"GET"}
+    # /version, the nodes, all pods (the budget), one LIST per kind rendered and NetworkPolicies, and
+    # the live checks' pods, volume claims, secrets, namespaces and endpoint slices
+    assert run.report["requests"]["GET"] <= 3 + len(kinds) + 1 + 5 < objects
+
+
 def test_generated_passwords_survive_reruns(datamesh, kubectl):
     first = get(kubectl, "secret", "postgres-hive-credentials", "data-platform")["data"]["password"]
     assert datamesh("up", "--only", "namespaces,credentials").returncode == 0

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from datamesh import common_checks, inventory, kube, nodeports, verify
+from datamesh import common_checks, inventory, kube, live_checks, nodeports, verify
 from datamesh.errors import DatameshError
 from datamesh.report import Reporter
 from datamesh.role import STATUSES, Role
@@ -22,7 +22,6 @@ import pytest
 NEXT_STEP = "look at namespace {platform}"
 
 
-@pytest.mark.api
 def test_passes(inventory):
     assert inventory.name == "testbed"
 
@@ -83,10 +82,6 @@ def test_a_run_gives_one_result_per_check_with_its_sentence_and_next_step(demo_r
                           "next": "look at namespace data-platform"}
 
 
-def test_api_only_runs_the_checks_marked_api(demo_role):
-    assert [c.name for c in verify.run(demo_role, ["demo"], api_only=True, workers=1)] == ["passes"]
-
-
 def test_a_verify_file_that_does_not_load_is_one_failed_check_naming_it(demo_role, tmp_path):
     (tmp_path / "roles" / "demo" / "verify.py").write_text("import not_a_module_anywhere\n")
     checks = verify.run(demo_role, ["demo"], workers=1)
@@ -107,10 +102,10 @@ def test_pytest_args_name_the_common_checks_and_only_roles_with_a_verify_file():
     assert "-n" not in args and "-m" not in args and "--junitxml" not in args
 
 
-def test_pytest_args_add_workers_the_api_marker_k_and_junit_when_asked():
+def test_pytest_args_add_workers_k_and_junit_when_asked():
     inv = inventory.load("docker-desktop")
-    args = verify.pytest_args(inv, ["trino"], api_only=True, keyword="login", junit="/tmp/x.xml", workers=3)
-    assert args[args.index("-n") + 1] == "3" and args[args.index("-m") + 1] == "api"
+    args = verify.pytest_args(inv, ["trino"], keyword="login", junit="/tmp/x.xml", workers=3)
+    assert args[args.index("-n") + 1] == "3"
     assert args[args.index("-k") + 1] == "login" and args[args.index("--junitxml") + 1] == "/tmp/x.xml"
     assert "xdist.plugin" in args
 
@@ -185,7 +180,7 @@ def test_a_restart_loop_is_recent_restarts_or_crash_loop_back_off(given, looping
 
 
 def test_the_secret_keys_a_role_renders_and_reads(dd):
-    assert common_checks.secret_keys(dd["trino"]) == {
+    assert live_checks.secret_keys(dd["trino"]) == {
         ("data-platform", "postgres-sales-credentials"): {"reader-username", "reader-password"},
         ("data-platform", "postgres-marketing-credentials"): {"reader-username", "reader-password"},
         ("data-platform", "trino-catalog-credentials"): {"sales-domain-username", "sales-domain-password",
@@ -194,8 +189,8 @@ def test_the_secret_keys_a_role_renders_and_reads(dd):
         ("data-platform", "trino-users"): {"shared-secret", "password.db"},
         ("data-platform", "trino-tls"): {"tls.pem"},
     }
-    assert common_checks.publishes_nodeports(dd["trino"]) and not common_checks.keeps_volumes(dd["trino"])
-    assert common_checks.keeps_volumes(dd["postgres"]) and not common_checks.publishes_nodeports(dd["postgres"])
+    assert common_checks.publishes_nodeports(dd["trino"]) and not live_checks.keeps_volumes(dd["trino"])
+    assert live_checks.keeps_volumes(dd["postgres"]) and not common_checks.publishes_nodeports(dd["postgres"])
 
 
 def test_the_inventory_refuses_a_worker_count_out_of_range(write_inventory):
