@@ -19,6 +19,7 @@ from datamesh.role import Result
 INVENTORY_HELP = "inventory name (inventory/NAME.yml) or path to a YAML file; default $DATAMESH_INVENTORY, else docker-desktop"
 ONLY_HELP = "comma-separated roles to run, e.g. postgres,credentials (their dependencies must be included)"
 SKIP_HELP = "comma-separated roles to leave out"
+LOCK_HELP = "seconds to wait for another up, down or seed on this platform to finish (default: the inventory's timeouts.lock, 300)"
 
 
 def _exits(body):
@@ -49,13 +50,14 @@ def _selection(inventory: str | None, only: str | None = None, skip: str | None 
 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
             "report_json": "also write the recap as JSON to this file",
-            "verify": "afterwards run every check of `invoke verify` (NodePorts, SQL, in-cluster paths)"})
+            "verify": "afterwards run every check of `invoke verify` (NodePorts, SQL, in-cluster paths)",
+            "lock_timeout": LOCK_HELP})
 @_exits
-def up(c, inventory=None, only=None, skip=None, report_json=None, verify=False):
+def up(c, inventory=None, only=None, skip=None, report_json=None, verify=False, lock_timeout=None):
     """Converge the platform: apply what differs from the live cluster, wait until ready, check each role. Re-running changes nothing."""
     reporter = report.Reporter()
     inv, selected = _selection(inventory, only, skip)
-    _finish(reporter, playbooks.up(inv, selected, reporter), report_json)
+    _finish(reporter, playbooks.up(inv, selected, reporter, _seconds("--lock-timeout", lock_timeout)), report_json)
     if verify:
         from datamesh import verify as verifying  # pytest loads only when checks run
 
@@ -83,6 +85,19 @@ def verify(c, inventory=None, only=None, skip=None, k=None, junit=None, report_j
                                workers=count))
 
 
+def _seconds(flag: str, text) -> float | None:
+    """A flag's number of seconds (0 or more), or None when it was not given."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise Exit(f"error: {flag} must be a number of seconds, 0 or more, not {text!r}.", code=1)
+    return seconds
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 32:
         raise Exit(f"error: --workers must be a whole number from 0 (one per CPU) to 32, not {text!r}.", code=1)
@@ -95,14 +110,16 @@ def _workers(text: str) -> int:
             "yes": "answer every confirmation with yes (needed for --purge without a terminal)",
             "cascade": "also remove the components that depend on the ones named",
             "dry_run": "list what would be deleted and kept; change nothing",
-            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
+            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file",
+            "lock_timeout": LOCK_HELP})
 @_exits
 def down(c, components=None, selective=False, purge=False, yes=False, cascade=False, dry_run=False,
-         inventory=None, report_json=None):
+         inventory=None, report_json=None, lock_timeout=None):
     """Remove datamesh components (all by default); data volumes are kept unless --purge."""
     reporter = report.Reporter()
     results = teardown.down(inventories.load(inventory), reporter, requested=playbooks.parse_list(components),
-                            selective=selective, cascade=cascade, purge=purge, dry_run=dry_run, yes=yes)
+                            selective=selective, cascade=cascade, purge=purge, dry_run=dry_run, yes=yes,
+                            lock_timeout=_seconds("--lock-timeout", lock_timeout))
     if results is not None:  # None: a dry run, or nothing chosen
         _finish(reporter, results, report_json)
 
@@ -158,9 +175,11 @@ def _seed_number(text: str) -> int:
             "reset": "replace the sample tables and files even when they hold rows seed did not write, and rebuild "
                      "every data product (asks first)",
             "yes": "answer the --reset confirmation with yes (needed without a terminal)",
-            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file"})
+            "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file",
+            "lock_timeout": LOCK_HELP})
 @_exits
-def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=None, report_json=None):
+def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=None, report_json=None,
+         lock_timeout=None):
     """Load the sample data set (source databases, data lake, Hive), build the data products with dbt and publish
     their docs. Re-running changes nothing."""
     from datamesh import sampledata, seed as seeding
@@ -168,7 +187,7 @@ def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=N
     data = sampledata.Dataset(seed=_seed_number(str(seed)), scale=_scale(str(scale)))
     reporter = report.Reporter()
     results = seeding.seed(inventories.load(inventory), reporter, data=data, only=playbooks.parse_list(only),
-                           reset=reset, yes=yes)
+                           reset=reset, yes=yes, lock_timeout=_seconds("--lock-timeout", lock_timeout))
     _finish(reporter, results, report_json)
 
 

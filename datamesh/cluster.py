@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import tenacity
@@ -28,8 +28,9 @@ from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, 
                            kubeconfig_path, reason, ref, stream_tls)
 
 FIELD_MANAGER = "datamesh"
-USER_AGENT = "datamesh/0.1"
-TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
+USER_AGENT = "datamesh/0.1"  # with the process id, so the audit log tells two runs apart
+TRANSIENT_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+FINAL_CONFLICT = TRANSIENT_STATUS - {409}  # for writes that carry a resourceVersion: a 409 means someone else wrote
 REQUEST_TIMEOUT = (5, 60)
 PING_ATTEMPT_SECONDS = 3
 
@@ -62,8 +63,10 @@ class Cluster:
         self.server = "?"
         self.version = ""  # the server's gitVersion, once ping() has asked: it keys the discovery cache
         self.requests: dict[str, int] = {}
+        self.user_agent = f"{USER_AGENT} (pid {os.getpid()})"
         self._discovery = Discovery()
         self._from_disk: set[str] = set()
+        self.guard: Callable[[], None] | None = None  # called before each write (datamesh/lock.py)
         self.api = self._client(inventory)
 
     def _client(self, inventory: Inventory) -> client.ApiClient:
@@ -89,13 +92,14 @@ class Cluster:
         configuration.retries = False
         self.server = configuration.host
         api = client.ApiClient(configuration)
-        api.user_agent = USER_AGENT
+        api.user_agent = self.user_agent
         return api
 
     # -- requests -------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, query: dict | None = None, body: Any = None,
-              content_type: str = "application/json", timeout: Any = REQUEST_TIMEOUT) -> dict:
+              content_type: str = "application/json", timeout: Any = REQUEST_TIMEOUT,
+              transient: frozenset = TRANSIENT_STATUS) -> dict:
         """One HTTP request; returns the decoded JSON answer, or raises ApiError / Transient."""
         query = {k: v for k, v in (query or {}).items() if v is not None}
         url_path = path + (f"?{urlencode(query)}" if query else "")
@@ -114,7 +118,7 @@ class Cluster:
         decoded = answer_of(data)
         if 200 <= response.status < 300:
             return decoded
-        if response.status in TRANSIENT_STATUS:
+        if response.status in transient:
             raise Transient(f"{response.status} {decoded.get('message', response.reason)}")
         raise ApiError(response.status, response.reason, decoded)
 
@@ -224,6 +228,8 @@ class Cluster:
     def apply(self, obj: dict, dry_run: bool = False) -> dict:
         """Server-side apply of one object, forcing our field ownership."""
         query = {"fieldManager": FIELD_MANAGER, "force": "true", "dryRun": "All" if dry_run else None}
+        if self.guard and not dry_run:
+            self.guard()
         try:
             return self.request("PATCH", self._object_path(obj), query=query, body=obj,
                                 content_type="application/apply-patch+yaml")
@@ -233,6 +239,8 @@ class Cluster:
     def delete(self, obj: dict, propagation: str = "Background") -> bool:
         """Delete one object; False when it was already gone."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if self.guard:
+            self.guard()
         try:
             self.request("DELETE", self._object_path(obj), body=body)
             return True
@@ -240,6 +248,15 @@ class Cluster:
             if exc.status == 404:
                 return False
             raise self._failed("delete", obj, exc) from exc
+
+    def create(self, obj: dict) -> dict:
+        """POST a new object; ApiError 409 when it exists already (never retried)."""
+        resource = self.resource(obj["apiVersion"], obj["kind"])
+        return self.request("POST", resource.path(obj["metadata"].get("namespace")), body=obj, transient=FINAL_CONFLICT)
+
+    def replace(self, obj: dict) -> dict:
+        """PUT an object read before, with its resourceVersion: ApiError 409 when it changed since (never retried)."""
+        return self.request("PUT", self._object_path(obj), body=obj, transient=FINAL_CONFLICT)
 
     def _failed(self, action: str, obj: dict, exc: ApiError) -> DatameshError:
         return DatameshError(f"the API server refused to {action} {ref(obj)} ({exc.status}: {exc}).")
@@ -255,7 +272,7 @@ class Cluster:
         """
         path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}"
         _, url, headers, _, _ = self.api.param_serialize("GET", path, header_params={}, auth_settings=["BearerToken"])
-        header = [f"sec-websocket-protocol: {ws_client.V4_CHANNEL_PROTOCOL}", f"user-agent: {USER_AGENT}"]
+        header = [f"sec-websocket-protocol: {ws_client.V4_CHANNEL_PROTOCOL}", f"user-agent: {self.user_agent}"]
         if "authorization" in headers:
             header.append(f"authorization: {headers['authorization']}")
         self.requests["PORTFORWARD"] = self.requests.get("PORTFORWARD", 0) + 1

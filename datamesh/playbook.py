@@ -20,6 +20,7 @@ from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
 from datamesh.kube import ref
 from datamesh.live_checks import Listing
+from datamesh.lock import Lock
 from datamesh.manifests import dump_all
 from datamesh.report import Reporter
 from datamesh.role import Result, Role
@@ -137,10 +138,8 @@ class Start:
     prunable: list[dict]
 
 
-def prepare(inventory: Inventory, selected: list[Role], reporter: Reporter) -> Start:
-    """Render, connect, check the cluster against the budget, and list what of ours is there."""
-    rendered = render_all(selected, inventory)
-    cluster = connect(inventory, reporter)
+def prepare(inventory: Inventory, rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter) -> Start:
+    """Check the cluster against the budget, and list what of ours is there."""
     everything = [obj for manifests in rendered.values() for obj in manifests]
     preflight(cluster, everything, inventory, warn=reporter.warning)
     live = roles.listed(cluster, everything)
@@ -148,10 +147,23 @@ def prepare(inventory: Inventory, selected: list[Role], reporter: Reporter) -> S
                  roles.ours(live, set(inventory["namespaces"].values())))
 
 
-def up(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[Result]:
-    """Converge the selected roles in order (check, apply, wait, verify); after a failed role the rest are skipped."""
+def locked(cluster: Cluster, inventory: Inventory, task: str, timeout: float | None, reporter: Reporter) -> Lock:
+    """The platform's lock for a run that writes (`up`, `down`, `seed`): --lock-timeout, else timeouts.lock."""
+    wait = inventory["timeouts"]["lock"] if timeout is None else timeout
+    return Lock(cluster, inventory["namespaces"]["platform"], task, wait, reporter.line)
+
+
+def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_timeout: float | None = None) -> list[Result]:
+    """Converge the selected roles in order (check, apply, wait, verify) holding the platform's lock;
+    after a failed role the rest are skipped."""
     reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
-    start = prepare(inventory, selected, reporter)
+    rendered = render_all(selected, inventory)
+    cluster = connect(inventory, reporter)
+    with locked(cluster, inventory, "up", lock_timeout, reporter):
+        return converge(inventory, selected, reporter, prepare(inventory, rendered, cluster, reporter))
+
+
+def converge(inventory: Inventory, selected: list[Role], reporter: Reporter, start: Start) -> list[Result]:
     cluster = start.cluster
     listing = Listing(cluster)
     results: list[Result] = []
@@ -209,7 +221,7 @@ class PlanEntry:
 
 def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[PlanEntry]:
     """Print what `up` would change, per object, with a server-side dry run of each update."""
-    start = prepare(inventory, selected, reporter)
+    start = prepare(inventory, render_all(selected, inventory), connect(inventory, reporter), reporter)
     rendered, cluster = start.rendered, start.cluster
     entries, secrets = [], {}
     for role in selected:

@@ -132,7 +132,7 @@ def run(ctx: Context, selected: list[Step]) -> list[Result]:
 
 
 def seed(inventory: Inventory, reporter: Reporter, *, data: Dataset, only: list[str], reset: bool,
-         yes: bool) -> list[Result]:
+         yes: bool, lock_timeout: float | None = None) -> list[Result]:
     """The whole of `invoke seed`: steps chosen and --reset confirmed before anything connects."""
     selected = steps(only)
     if reset and not yes:
@@ -144,7 +144,8 @@ def seed(inventory: Inventory, reporter: Reporter, *, data: Dataset, only: list[
     cluster = playbooks.connect(inventory, reporter)
     reporter.line(f"data set: {data.fingerprint} | steps: {', '.join(s.name for s in selected)}")
     try:
-        return run(Context(data, Endpoints(cluster, inventory), reporter, reset), selected)
+        with playbooks.locked(cluster, inventory, "seed", lock_timeout, reporter):
+            return run(Context(data, Endpoints(cluster, inventory), reporter, reset), selected)
     finally:
         reporter.requests = dict(cluster.requests)
 

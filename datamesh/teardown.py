@@ -9,6 +9,7 @@ playbook order and waits until objects are gone.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -205,7 +206,7 @@ def confirm_purge(teardown: Teardown, ask: Callable[[str], str]) -> None:
 
 
 def down(inventory: Inventory, reporter: Reporter, *, requested: list[str], selective: bool, cascade: bool,
-         purge: bool, dry_run: bool, yes: bool) -> list[Result] | None:
+         purge: bool, dry_run: bool, yes: bool, lock_timeout: float | None = None) -> list[Result] | None:
     """The whole of `invoke down`; None when there is nothing to recap (a dry run, or nothing chosen)."""
     ask = input if sys.stdin.isatty() and sys.stdout.isatty() else None  # None: no terminal to ask on
     book = playbooks.load("up")
@@ -217,16 +218,17 @@ def down(inventory: Inventory, reporter: Reporter, *, requested: list[str], sele
             reporter.line("nothing chosen; nothing removed.")
             return None
     cluster = playbooks.connect(inventory, reporter)
-    objects = survey(cluster, inventory, playbooks.render_all(book.roles, inventory))
-    components = select(book.roles, requested, cascade, present_components(objects))
-    teardown = plan(objects, components, purge)
-    describe(teardown, reporter, dry_run)
-    if dry_run:
-        return None
-    if purge and not yes and any(o["kind"] in DATA_KINDS for objs in teardown.delete.values() for o in objs):
-        if ask is None:
-            raise DatameshError("--purge deletes data volumes and needs a confirmation: run it on a terminal, or add --yes.")
-        confirm_purge(teardown, ask)
-    results = run(cluster, teardown, inventory["timeouts"]["ready"], reporter)
+    with contextlib.nullcontext() if dry_run else playbooks.locked(cluster, inventory, "down", lock_timeout, reporter):
+        objects = survey(cluster, inventory, playbooks.render_all(book.roles, inventory))
+        components = select(book.roles, requested, cascade, present_components(objects))
+        teardown = plan(objects, components, purge)
+        describe(teardown, reporter, dry_run)
+        if dry_run:
+            return None
+        if purge and not yes and any(o["kind"] in DATA_KINDS for objs in teardown.delete.values() for o in objs):
+            if ask is None:
+                raise DatameshError("--purge deletes data volumes and needs a confirmation: run it on a terminal, or add --yes.")
+            confirm_purge(teardown, ask)
+        results = run(cluster, teardown, inventory["timeouts"]["ready"], reporter)
     reporter.requests = dict(cluster.requests)
     return results
