@@ -18,12 +18,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Callable
 
-from kubernetes.utils.quantity import parse_quantity
 
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
-from datamesh.kube import ref
+from datamesh.kube import quantity, ref
 from datamesh.manifests import is_ours
 
 WORKLOADS = ("StatefulSet", "Deployment", "ReplicaSet", "DaemonSet")
@@ -40,7 +39,7 @@ def pod_requests(pod_spec: dict, kind: str = "requests") -> dict[str, Decimal]:
             amounts = (container.get("resources") or {}).get(kind) or {}
             for resource in out:
                 if resource in amounts:
-                    out[resource] += parse_quantity(amounts[resource])
+                    out[resource] += quantity(amounts[resource])
         return out
 
     main = total(pod_spec.get("containers", []))
@@ -57,11 +56,11 @@ def extra_requests(obj: dict, annotation: str = EXTRA_REQUESTS) -> dict[str, Dec
     text = (obj.get("metadata", {}).get("annotations") or {}).get(annotation, "")
     out = {"cpu": Decimal(0), "memory": Decimal(0)}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        resource, _, quantity = (s.strip() for s in item.partition("="))
+        resource, _, amount = (s.strip() for s in item.partition("="))
         try:
             if resource not in out:
                 raise ValueError(resource)
-            out[resource] += parse_quantity(quantity)
+            out[resource] += quantity(amount)
         except ValueError:
             raise DatameshError(
                 f"{ref(obj)} has annotation {annotation}: {text!r}, which is not a list like cpu=250m,memory=1Gi; "
@@ -95,7 +94,7 @@ def free(nodes: list[dict], pods: list[dict]) -> tuple[dict[str, Decimal], dict[
         if node.get("spec", {}).get("unschedulable"):
             continue
         for resource in allocatable:
-            allocatable[resource] += parse_quantity(node.get("status", {}).get("allocatable", {}).get(resource, "0"))
+            allocatable[resource] += quantity(node.get("status", {}).get("allocatable", {}).get(resource, "0"))
     used = {"cpu": Decimal(0), "memory": Decimal(0)}
     for pod in pods:
         if is_ours(pod):

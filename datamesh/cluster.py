@@ -1,7 +1,8 @@
 """The only module that talks to the Kubernetes API.
 
-Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, all
-through the official client's ApiClient. Discovery asks once per API group-version in use and
+Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, as
+plain HTTPS requests with urllib3 and the kube context's login (datamesh/kubeconfig.py); the
+official client serves port-forward streams and the logins it refreshes. Discovery asks once per API group-version in use and
 keeps the answer on disk per server and version, as kubectl does, so a later run asks again only
 for a kind the kept answer lacks (`Cluster.resource`). Transient failures (connection reset, 409, 429, 5xx) are retried with
 tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence. What a request
@@ -10,22 +11,22 @@ names and what its answers mean, without I/O, is `datamesh/kube.py`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
 
 import tenacity
 import urllib3
-import websocket
-from kubernetes import client, config
-from kubernetes.stream import ws_client
 
+from datamesh import kubeconfig
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
 from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, discovery_file, group_version_path,
-                           kubeconfig_path, reason, ref, stream_tls)
+                           kubeconfig_path, reason, ref)
 
 FIELD_MANAGER = "datamesh"
 USER_AGENT = "datamesh/0.1"  # with the process id, so the audit log tells two runs apart
@@ -33,21 +34,28 @@ TRANSIENT_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 FINAL_CONFLICT = TRANSIENT_STATUS - {409}  # for writes that carry a resourceVersion: a 409 means someone else wrote
 REQUEST_TIMEOUT = (5, 60)
 PING_ATTEMPT_SECONDS = 3
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"  # port-forward's, as the official client speaks it
 
 
-class PortStream(ws_client.PortForward):
-    """The official client's port-forward, whose local end always closes when its thread ends:
-    upstream's thread can die on a TLS error (the server dropping a connection mid-upload) and
-    leave the local socket open, so whoever reads it would wait forever."""
+@functools.cache
+def port_stream_class() -> type:
+    """The official client's port-forward (imported only for streams), whose local end always
+    closes when its thread ends: upstream's thread can die on a TLS error (the server dropping a
+    connection mid-upload) and leave the local socket open, so whoever reads it would wait forever."""
+    import websocket
+    from kubernetes.stream import ws_client
 
-    def _proxy(self) -> None:
-        try:
-            super()._proxy()
-        except (OSError, websocket.WebSocketException):
-            pass  # the stream was dropped; its local end closes below, and the client sees that
-        finally:
-            for port in self.local_ports.values():
-                port.python.close()
+    class PortStream(ws_client.PortForward):
+        def _proxy(self) -> None:
+            try:
+                super()._proxy()
+            except (OSError, websocket.WebSocketException):
+                pass  # the stream was dropped; its local end closes below, and the client sees that
+            finally:
+                for port in self.local_ports.values():
+                    port.python.close()
+
+    return PortStream
 
 
 class Cluster:
@@ -67,33 +75,30 @@ class Cluster:
         self._discovery = Discovery()
         self._from_disk: set[str] = set()
         self.guard: Callable[[], None] | None = None  # called before each write (datamesh/lock.py)
-        self.api = self._client(inventory)
+        self.pool = self._connect(inventory)
 
-    def _client(self, inventory: Inventory) -> client.ApiClient:
+    def _connect(self, inventory: Inventory) -> urllib3.PoolManager:
         if not self.kubeconfig.is_file():
             raise DatameshError(
                 f"no kubeconfig at {self.kubeconfig} (set cluster.kubeconfig in {inventory.path.name} or KUBECONFIG): {self.hint}."
             )
-        try:
-            contexts, current = config.list_kube_config_contexts(str(self.kubeconfig))
-        except Exception as exc:  # the loader raises several types for one cause: an unreadable file
-            raise DatameshError(f"cannot read kubeconfig {self.kubeconfig} ({exc}); fix or regenerate it.") from exc
-        names = [c["name"] for c in contexts]
-        self.context = self.context or (current or {}).get("name")
+        data, names, current = kubeconfig.contexts(self.kubeconfig)
+        self.context = self.context or current
         if self.context not in names:
             raise DatameshError(
                 f"kube context '{self.context}' is not in {self.kubeconfig} (it has: {', '.join(names) or 'none'}): {self.hint}."
             )
-        configuration = client.Configuration()
+        self.login = kubeconfig.login(self.kubeconfig, data, self.context)
+        self.server = self.login.server
         try:
-            config.load_kube_config(str(self.kubeconfig), context=self.context, client_configuration=configuration)
-        except Exception as exc:
-            raise DatameshError(f"cannot use kube context '{self.context}' from {self.kubeconfig} ({exc}).") from exc
-        configuration.retries = False
-        self.server = configuration.host
-        api = client.ApiClient(configuration)
-        api.user_agent = self.user_agent
-        return api
+            tls = kubeconfig.tls_context(self.login)
+        except (OSError, ssl.SSLError) as exc:
+            raise DatameshError(f"cannot use the TLS files of kube context '{self.context}' from {self.kubeconfig} ({exc}).") from exc
+        options = {"ssl_context": tls, "server_hostname": self.login.tls_server_name, "maxsize": 4,
+                   "assert_hostname": False if not self.login.verify else None}
+        if self.login.proxy:
+            return urllib3.ProxyManager(self.login.proxy, **options)
+        return urllib3.PoolManager(**options)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -102,17 +107,16 @@ class Cluster:
               transient: frozenset = TRANSIENT_STATUS) -> dict:
         """One HTTP request; returns the decoded JSON answer, or raises ApiError / Transient."""
         query = {k: v for k, v in (query or {}).items() if v is not None}
-        url_path = path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        method_, url, headers, _, _ = self.api.param_serialize(
-            method, url_path, header_params=headers, auth_settings=["BearerToken"]
-        )
-        # The client JSON-encodes bodies sent as application/json itself; other types go as text.
-        payload = body if body is None or content_type == "application/json" else json.dumps(body)
+        url = self.server + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": self.user_agent,
+                   **self.login.headers()}
+        payload = None if body is None else json.dumps(body)  # JSON is YAML too, for apply patches
         self.requests[method] = self.requests.get(method, 0) + 1
         try:
-            response = self.api.call_api(method_, url, header_params=headers, body=payload, _request_timeout=timeout)
-            data = response.read()
+            response = self.pool.request(method, url, body=payload, headers=headers, retries=False,
+                                         timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1])
+                                         if isinstance(timeout, tuple) else timeout)
+            data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Transient(reason(exc)) from exc
         decoded = answer_of(data)
@@ -263,28 +267,29 @@ class Cluster:
 
     # -- streams ----------------------------------------------------------------------------
 
-    def port_stream(self, namespace: str, pod: str, port: int) -> ws_client.PortForward:
+    def port_stream(self, namespace: str, pod: str, port: int):
         """One TCP connection to a pod's port through the API server's port-forward (a websocket,
         v4.channel.k8s.io, as the official client speaks it): read and write `.socket(port)`.
 
         The handshake is bounded by `timeouts.api`. An answer other than 101 raises ApiError with
         its status (404: the pod is gone); no answer raises Transient.
         """
+        import websocket
+
         path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}"
-        _, url, headers, _, _ = self.api.param_serialize("GET", path, header_params={}, auth_settings=["BearerToken"])
-        header = [f"sec-websocket-protocol: {ws_client.V4_CHANNEL_PROTOCOL}", f"user-agent: {self.user_agent}"]
-        if "authorization" in headers:
-            header.append(f"authorization: {headers['authorization']}")
+        header = [f"sec-websocket-protocol: {CHANNEL_PROTOCOL}", f"user-agent: {self.user_agent}"]
+        header += [f"{name}: {value}" for name, value in self.login.headers().items()]
         self.requests["PORTFORWARD"] = self.requests.get("PORTFORWARD", 0) + 1
-        stream = websocket.WebSocket(sslopt=stream_tls(self.api.configuration, url), skip_utf8_validation=True)
+        stream = websocket.WebSocket(sslopt=kubeconfig.stream_tls(self.login), skip_utf8_validation=True)
+        url = "ws" + (self.server + path).removeprefix("http")  # https -> wss, http -> ws
         try:
-            stream.connect(ws_client.get_websocket_url(url), header=header, timeout=self.api_timeout)
+            stream.connect(url, header=header, timeout=self.api_timeout)
         except websocket.WebSocketBadStatusException as exc:
             raise ApiError(exc.status_code, exc.status_message or "", answer_of(exc.resp_body)) from exc
         except (websocket.WebSocketException, OSError) as exc:
             raise Transient(reason(exc)) from exc
         stream.settimeout(None)  # the client's proxy thread waits on select, never on the socket
-        return PortStream(stream, [port])
+        return port_stream_class()(stream, [port])
 
     # -- facts used by the engine --------------------------------------------------------
 

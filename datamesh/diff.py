@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 
 from datamesh import generated
+from datamesh.kube import quantity
 
 FINGERPRINT = "datamesh.io/fingerprint"
 GENERATED = "datamesh.io/generated-keys"
@@ -144,7 +144,7 @@ def _same_quantity(desired: Any, live: Any, parent: str) -> bool:
     if parent not in QUANTITY_PARENTS and parent not in {"storage", "cpu", "memory"}:
         return False
     try:
-        return parse_quantity(desired) == parse_quantity(live)
+        return quantity(desired) == quantity(live)
     except (ValueError, TypeError):
         return False
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlparse
 
 
@@ -31,6 +31,29 @@ class Resource:
             base += f"/namespaces/{quote(namespace, safe='')}"
         base += f"/{self.plural}"
         return f"{base}/{quote(name, safe='')}" if name else base
+
+
+# apimachinery's grammar (resource.Quantity): a signed decimal number, then a binary (Ki..Ei) or
+# decimal (n, u, m, k, M..E) suffix or a decimal exponent
+QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?")
+SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+            "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
+            "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def quantity(text: str | int | float) -> Decimal:
+    """A Kubernetes quantity (`512Mi`, `0.5`, `250m`, `1e3`) as a number; ValueError for anything
+    the API server would refuse. The official client's parse_quantity also takes `NaN` and `1.5.`,
+    and importing it imports the whole client."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = str(text)
+    found = QUANTITY.fullmatch(text) if isinstance(text, str) else None
+    if found is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (like 512Mi, 2Gi, 500m or 1.5)")
+    number, suffix = Decimal(found.group(1)), found.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * SUFFIXES[suffix] if suffix else number
 
 
 def group_version_path(api_version: str) -> str:
@@ -75,23 +98,6 @@ def answer_of(body: bytes | str | None) -> dict:
     except ValueError:
         answer = {"message": text[:200]}
     return answer if isinstance(answer, dict) else {"message": text[:200]}
-
-
-def stream_tls(settings: Any, url: str) -> dict:
-    """TLS options for a websocket to the API server, from the client's Configuration, as the
-    official client's own stream module sets them (CA, client certificate, server name)."""
-    import certifi
-
-    options: dict[str, Any] = {"cert_reqs": ssl.CERT_NONE}
-    if url.startswith("https://") and settings.verify_ssl:
-        options = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": settings.ssl_ca_cert or certifi.where()}
-        if settings.assert_hostname is not None:
-            options["check_hostname"] = settings.assert_hostname
-    for option, value in (("certfile", settings.cert_file), ("keyfile", settings.key_file),
-                          ("server_hostname", settings.tls_server_name)):
-        if value:
-            options[option] = value
-    return options
 
 
 def ref(obj: dict) -> str:

@@ -18,11 +18,11 @@ import base64
 import hashlib
 import re
 
-from kubernetes.utils.quantity import parse_quantity
 
 from datamesh import ROOT
 from datamesh.budget import EXTRA_LIMITS, EXTRA_REQUESTS
 from datamesh.errors import DatameshError
+from datamesh.kube import quantity
 from datamesh.manifests import (
     FILES, claim_spec, config_checksum, container_security, deployment, fqdn, http_probes, metadata, pod_security,
     read, secret_name, secret_ref, service, service_port,
@@ -213,9 +213,9 @@ def home_template(ns: str) -> dict:
             "data": data, **({"binaryData": binary} if binary else {})}
 
 
-def _cpu(quantity: str) -> str:
-    return format(parse_quantity(quantity).normalize(), "f")
+def _cpu(amount: str) -> str:
+    return format(quantity(amount).normalize(), "f")
 
 
-def _bytes(quantity: str) -> str:
-    return str(int(parse_quantity(quantity)))
+def _bytes(amount: str) -> str:
+    return str(int(quantity(amount)))

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import ssl
-from types import SimpleNamespace
 
 import pytest
 
-from datamesh import checks, inventory, kube
+from datamesh import checks, inventory, kube, kubeconfig
 from datamesh.endpoints import Endpoints, targets
 from datamesh.errors import DatameshError
 from tests.unit.helpers import all_objects, rendered_for
@@ -151,12 +150,12 @@ def test_pod_returns_the_chosen_pod_and_the_port_its_service_targets():
 # -- the websocket's TLS and error answers ---------------------------------------------------------
 
 def test_stream_tls_verifies_with_the_kubeconfig_ca_and_client_certificate():
-    settings = SimpleNamespace(verify_ssl=True, ssl_ca_cert="/ca.crt", assert_hostname=None, cert_file="/c.crt",
-                               key_file="/c.key", tls_server_name=None)
-    options = kube.stream_tls(settings, "https://127.0.0.1:6443/api")
+    login = kubeconfig.Login("https://127.0.0.1:6443", ca_file="/ca.crt", cert_file="/c.crt", key_file="/c.key")
+    options = kubeconfig.stream_tls(login)
     assert options == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": "/ca.crt", "certfile": "/c.crt", "keyfile": "/c.key"}
-    assert kube.stream_tls(SimpleNamespace(**{**vars(settings), "cert_file": None, "key_file": None}),
-                           "http://127.0.0.1:8080")["cert_reqs"] == ssl.CERT_NONE
+    insecure = kubeconfig.Login("https://127.0.0.1:6443", verify=False, tls_server_name="kubernetes")
+    assert kubeconfig.stream_tls(insecure) == {"cert_reqs": ssl.CERT_NONE, "check_hostname": False,
+                                               "server_hostname": "kubernetes"}
 
 
 def test_answer_of_reads_status_json_and_keeps_plain_text_as_the_message():
