@@ -3,8 +3,10 @@
 `inventory/defaults.yml` holds the engine's settings and each `roles/<name>/defaults.yml` the
 settings its role owns (its image, resources, volume sizes); merged, they are the schema: an
 inventory file may only set keys that exist there, with a value of the same type. A setting
-whose default is null takes a string (or stays null). Every error is one sentence naming the
-file, the key and, where known, the line, and is raised before anything touches a cluster.
+whose default is null takes a string (or stays null). Then each value must be valid where it
+lands (datamesh/values.py) and the settings must fit together (datamesh/combinations.py). Every
+error is one sentence naming the file, the key and, where known, the line, and is raised before
+anything touches a cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from datamesh import ROOT, values
+from datamesh import ROOT, combinations, values
 from datamesh.errors import DatameshError, shown
 
 INVENTORY_DIR = ROOT / "inventory"
@@ -102,10 +104,15 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         line = exc.object[:exc.start].count(b"\n") + 1
         raise DatameshError(f"{shown(path)} line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
                             "save the file as UTF-8.") from None
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+        loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        raise DatameshError(f"{shown(path)} line {line}: not valid YAML (character {exc.character:#06x} is not allowed); "
+                            "remove it.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -113,24 +120,22 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         raise DatameshError(f"{shown(path)}{where}: not valid YAML ({problem}); fix the indentation or quoting there.") from exc
     except RecursionError:
         raise DatameshError(f"{shown(path)}: not valid YAML (nested too deeply); an inventory is a few levels of settings.") from None
-    finally:
-        loader.dispose()
     lines: dict[str, int] = {}
-    _collect_lines(node, "", lines, path)
+    _collect_lines(node, "", lines, path, loader)
     return data, lines
 
 
-def _collect_lines(node: Any, prefix: str, lines: dict[str, int], path: Path) -> None:
+def _collect_lines(node: Any, prefix: str, lines: dict[str, int], path: Path, loader: yaml.SafeLoader) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            line = key_node.start_mark.line + 1
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value in seen:
-                raise DatameshError(f"{shown(path)} line {line}: key '{key}' is set twice (also on line "
-                                    f"{seen[key_node.value]}); keep one, since YAML would silently use the last.")
-            seen[key_node.value] = lines[key] = line
-            _collect_lines(value_node, key + ".", lines, path)
+            name = str(loader.construct_object(key_node)) if isinstance(key_node, yaml.ScalarNode) else key_node.value
+            key, line = f"{prefix}{name}", key_node.start_mark.line + 1
+            if name in seen:
+                raise DatameshError(f"{shown(path)} line {line}: key {values.quoted(key)} is set twice (also on line "
+                                    f"{seen[name]}); keep one, since YAML would silently use the last.")
+            seen[name] = lines[key] = line
+            _collect_lines(value_node, key + ".", lines, path, loader)
 
 
 def _merge(defaults: Any, settings: dict, path: Path, lines: dict[str, int], prefix: str) -> dict:
@@ -139,7 +144,7 @@ def _merge(defaults: Any, settings: dict, path: Path, lines: dict[str, int], pre
         dotted = f"{prefix}{key}"
         where = _where(path, lines, dotted)
         if not isinstance(key, str) or key not in defaults:
-            raise DatameshError(f"{where}: unknown key '{dotted}'{_suggest(key, defaults, prefix)}.")
+            raise DatameshError(f"{where}: unknown key {values.quoted(dotted)}{_suggest(key, defaults, prefix)}.")
         default = defaults[key]
         if isinstance(default, dict):
             if not isinstance(value, dict):
@@ -178,8 +183,8 @@ def _check_scalar(default: Any, value: Any, where: str, dotted: str) -> Any:
 
 
 def _check_rules(inventory: Inventory) -> None:
-    """What each value must look like where it lands, and the rules that span keys (datamesh/values.py)."""
-    problem = values.refusal(inventory.vars)
+    """What each value must look like where it lands, then the rules that span keys."""
+    problem = values.refusal(inventory.vars) or combinations.refusal(inventory.vars)
     if problem:
         place = next((key for key in problem.keys if key in inventory.lines), problem.keys[0])
         raise DatameshError(f"{_where(inventory.path, inventory.lines, place)}: {problem.text}")

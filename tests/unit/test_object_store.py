@@ -116,9 +116,8 @@ def test_the_bucket_script_waits_for_the_server_and_is_idempotent():
 
 
 def test_an_unknown_server_is_refused_by_key(write_inventory):
-    inv = inventory_with(write_inventory, "seaweedfs")
     with pytest.raises(DatameshError, match=r"key 'minio\.server' must be one of versitygw, minio, got 'seaweedfs'"):
-        render_minio(inv)
+        render_minio(inventory_with(write_inventory, "seaweedfs"))
 
 
 # -- versitygw --------------------------------------------------------------------------------
