@@ -1,4 +1,5 @@
-"""Playbooks: which roles run, in which order, and the runs themselves (up, plan, render).
+"""Playbooks: which roles run, in which order, and the runs themselves (up, plan, render); how
+`up` converges the roles is datamesh/converge.py.
 
 `playbooks/<name>.yml` lists roles in order. `--only` and `--skip` select a subset; a selection
 that leaves out a dependency of a selected role is refused with the dependency named, never
@@ -13,13 +14,11 @@ from typing import Iterable
 
 import yaml
 
-from datamesh import ROOT, diff, inventory as inventories, live_checks, role as roles
-from datamesh.budget import preflight
+from datamesh import ROOT, converge as converging, diff, inventory as inventories, role as roles
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
 from datamesh.kube import ref
-from datamesh.live_checks import Listing
 from datamesh.lock import Lock
 from datamesh.manifests import dump_all
 from datamesh.report import Reporter
@@ -127,26 +126,6 @@ def connect(inventory: Inventory, reporter: Reporter) -> Cluster:
     return cluster
 
 
-@dataclass
-class Start:
-    """What `up` and `plan` start from: the rendered roles, the connection, and the live objects of
-    ours listed once (`known` by identity, `prunable` for pruning)."""
-
-    rendered: dict[str, list[dict]]
-    cluster: Cluster
-    known: dict[tuple, dict]
-    prunable: list[dict]
-
-
-def prepare(inventory: Inventory, rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter) -> Start:
-    """Check the cluster against the budget, and list what of ours is there."""
-    everything = [obj for manifests in rendered.values() for obj in manifests]
-    preflight(cluster, everything, inventory, warn=reporter.warning)
-    live = roles.listed(cluster, everything)
-    return Start(rendered, cluster, {roles.identity(o): o for o in live},
-                 roles.ours(live, set(inventory["namespaces"].values())))
-
-
 def locked(cluster: Cluster, inventory: Inventory, task: str, timeout: float | None, reporter: Reporter) -> Lock:
     """The platform's lock for a run that writes (`up`, `down`, `seed`): --lock-timeout, else timeouts.lock."""
     wait = inventory["timeouts"]["lock"] if timeout is None else timeout
@@ -160,55 +139,7 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_time
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
     with locked(cluster, inventory, "up", lock_timeout, reporter):
-        return converge(inventory, selected, reporter, prepare(inventory, rendered, cluster, reporter))
-
-
-def converge(inventory: Inventory, selected: list[Role], reporter: Reporter, start: Start) -> list[Result]:
-    cluster = start.cluster
-    listing = Listing(cluster)
-    results: list[Result] = []
-    secrets: dict[str, str] = {}
-    failed = False
-    for role in selected:
-        result = Result(role.name)
-        results.append(result)
-        if failed:
-            result.skipped = True
-            reporter.role_skipped(role.name)
-            continue
-        reporter.role_start(role.name)
-        rendered = start.rendered[role.name]
-        planned: list[roles.Planned] = []
-        try:
-            planned = roles.check(cluster, rendered, secrets, start.known)
-            roles.apply(cluster, planned, on_object=lambda item: reporter.object_done(roles.object_result(item)))
-            roles.wait(cluster, planned, inventory["timeouts"]["ready"], inventory["timeouts"]["pull"],
-                       on_poll=reporter.waiting)
-            pruned = roles.prune(cluster, roles.stale(start.prunable, role.name, rendered), inventory["timeouts"]["ready"])
-            for entry in pruned:
-                reporter.object_done(entry)
-            if pruned or any(item.changed for item in planned):
-                listing.clear()
-            verified(role.name, rendered, listing, cluster, reporter)
-        except DatameshError as exc:
-            pruned = []
-            result.error = str(exc)
-            failed = True
-            reporter.role_failed(role.name, result.error)
-        result.objects = [roles.object_result(item) for item in planned] + pruned
-    reporter.requests = dict(cluster.requests)
-    return results
-
-
-def verified(role: str, rendered: list[dict], listing: Listing, cluster: Cluster, reporter: Reporter) -> None:
-    """The role's fourth step: the checks of its live objects that need only the API
-    (datamesh/live_checks.py, also part of `invoke verify`); the first failure fails the role."""
-    checks = live_checks.run(role, rendered, listing, cluster)
-    failed = [(name, problem) for name, problem in checks if problem]
-    reporter.line(f"  verified: {len(checks) - len(failed)} of {len(checks)} checks passed")
-    if failed:
-        name, problem = failed[0]
-        raise DatameshError(f"check '{name}' failed: {problem}; {live_checks.NEXT_STEP}.")
+        return converging.converge(inventory, selected, reporter, converging.prepare(inventory, rendered, cluster, reporter))
 
 
 @dataclass
@@ -221,7 +152,7 @@ class PlanEntry:
 
 def plan(inventory: Inventory, selected: list[Role], reporter: Reporter) -> list[PlanEntry]:
     """Print what `up` would change, per object, with a server-side dry run of each update."""
-    start = prepare(inventory, render_all(selected, inventory), connect(inventory, reporter), reporter)
+    start = converging.prepare(inventory, render_all(selected, inventory), connect(inventory, reporter), reporter)
     rendered, cluster = start.rendered, start.cluster
     entries, secrets = [], {}
     for role in selected:

@@ -127,19 +127,38 @@ def identity(obj: dict) -> tuple[str, str | None, str]:
     return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
 
 
-def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None,
-          known: dict[tuple, dict] | None = None) -> list[Planned]:
-    """Decide for each object whether it differs from what the role renders.
+class Known:
+    """The objects of ours listed at the start of a run (`listed`), by `identity`: what `check` reads
+    without a request. An object not among them is read by itself, since one made by someone else
+    without our labels lists under none and its live values (a Secret's passwords) must be kept;
+    unless its namespace did not exist at the start, which one read per namespace tells."""
 
-    `known` holds the objects of ours listed at the start of the run (`listed`, by `identity`): those
-    cost no request. An object not among them is read by itself, since one made by someone else
-    without our labels lists under none, and its live values (a Secret's passwords) must be kept.
-    `secrets` collects the Secret values of the run, so a Secret may copy a key of one before it.
-    """
+    def __init__(self, live: list[dict]):
+        self.objects = {identity(o): o for o in live}
+        self.absent: dict[str, bool] = {}
+
+    def live(self, cluster: Cluster, obj: dict) -> dict | None:
+        key = identity(obj)
+        if key in self.objects:
+            return self.objects[key]
+        namespace = obj["metadata"].get("namespace")
+        if namespace and ("Namespace", None, namespace) not in self.objects:
+            if namespace not in self.absent:
+                probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+                self.absent[namespace] = cluster.get(probe) is None
+            if self.absent[namespace]:
+                return None
+        return cluster.get(obj)
+
+
+def check(cluster: Cluster, manifests: list[dict], secrets: dict[str, str] | None = None,
+          known: Known | None = None) -> list[Planned]:
+    """Decide for each object whether it differs from what the role renders; `known` saves the reads
+    (else one GET per object). `secrets` collects the Secret values of the run, so a Secret may copy
+    a key of one before it."""
     planned = []
     for obj in manifests:
-        key = identity(obj)
-        live = known[key] if known is not None and key in known else cluster.get(obj)
+        live = known.live(cluster, obj) if known is not None else cluster.get(obj)
         try:
             desired = diff.fill_generated(diff.stamp(obj), live, secrets)
         except ValueError as exc:

@@ -123,6 +123,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
     pending = list(objects)
     last: dict[str, str] = {}
     budget = Clock(timeout, pull_timeout, clock)
+    started = clock()
     puller: dict[str, dict] = {}  # image -> the object whose pod pulls it
 
     def poll() -> None:
@@ -148,7 +149,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_NotReady),
         stop=budget.spent,
-        wait=tenacity.wait_exponential(multiplier=0.25, max=3),
+        wait=lambda state: poll_interval(state.attempt_number, clock() - started),
         sleep=sleep,
         reraise=True,
     )
@@ -179,6 +180,13 @@ class _NotReady(Exception):
     pass
 
 
+def poll_interval(attempt: int, elapsed: float) -> float:
+    """Polls a quarter, half, then one second apart while things usually get ready (the first 30 s:
+    a pod on a local cluster is ready in seconds, and each second slept is a second added to `up`),
+    then every 3 s through long waits such as image pulls."""
+    return min(0.25 * 2 ** min(attempt - 1, 4), 1.0 if elapsed < 30 else 3.0)
+
+
 def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
     """Poll until every object is gone, finalizers included; on timeout name what holds it."""
     pending = list(objects)
@@ -193,7 +201,8 @@ def wait_gone(cluster: Cluster, objects: list[dict], timeout: int) -> None:
 
     try:
         tenacity.Retrying(retry=tenacity.retry_if_exception_type(_StillThere), stop=tenacity.stop_after_delay(timeout),
-                          wait=tenacity.wait_exponential(multiplier=0.25, max=3), reraise=True)(poll)
+                          wait=lambda state: poll_interval(state.attempt_number, state.seconds_since_start or 0),
+                          reraise=True)(poll)
     except _StillThere:
         live = cluster.get(pending[0]) or {}
         finalizers = ", ".join(live.get("metadata", {}).get("finalizers", [])) or "none"

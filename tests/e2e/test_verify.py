@@ -141,7 +141,7 @@ def test_up_with_verify_runs_every_check_after_converging(joined, datamesh):
     run = datamesh("up", "--inventory", "testbed", "--verify")
     assert run.returncode == 0, run.stdout[-4000:]
     assert run.totals["changed"] == 0
-    assert "verified:" in run.stdout and re.search(r"checks: ok=\d+\s+failed=0", run.stdout)
+    assert ": verified, " in run.stdout and re.search(r"checks: ok=\d+\s+failed=0", run.stdout)
 
 
 @pytest.fixture
