@@ -99,8 +99,8 @@ def recap(output: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))} if match else {}
 
 
-def run(playbook: Path, kubeconfig: Path, env: dict) -> tuple[float, str]:
-    """Run the playbook on localhost against kubeconfig; (wall seconds, output). Exits on failure."""
+def command(playbook: Path, kubeconfig: Path, env: dict) -> tuple[list[str], dict]:
+    """The ansible-playbook command line and environment that run the playbook on localhost against kubeconfig."""
     binary = venv()
     python = binary.parent / "python"
     site = next((binary.parent.parent / "lib").glob("python3*/site-packages"))
@@ -111,9 +111,14 @@ def run(playbook: Path, kubeconfig: Path, env: dict) -> tuple[float, str]:
                ANSIBLE_DISPLAY_OK_HOSTS="0", ANSIBLE_DISPLAY_SKIPPED_HOSTS="0",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_PIPELINING="1")
-    command = [str(binary), "-i", "localhost,", "-e", f"ansible_python_interpreter={python}", str(playbook)]
+    return [str(binary), "-i", "localhost,", "-e", f"ansible_python_interpreter={python}", str(playbook)], env
+
+
+def run(playbook: Path, kubeconfig: Path, env: dict) -> tuple[float, str]:
+    """Run the playbook on localhost against kubeconfig; (wall seconds, output). Exits on failure."""
+    argv, env = command(playbook, kubeconfig, env)
     start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode:
         sys.exit(f"ansible-playbook failed ({result.returncode}): {(result.stdout + result.stderr)[-3000:]}")
