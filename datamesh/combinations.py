@@ -10,8 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
-from kubernetes.utils.quantity import parse_quantity
-
+from datamesh import kube
 from datamesh.values import Refusal, jvm_size, shown_value, trino_size
 
 TRINO_HEADROOM = Decimal("0.3")  # Trino's memory.heap-headroom-per-node default: 30% of the heap
@@ -69,7 +68,7 @@ def requests_within_limits(vars: dict) -> Refusal | None:
     for component, spec in vars["resources"].items():
         for name, request in spec.get("requests", {}).items():
             limit = spec.get("limits", {}).get(name)
-            if limit is not None and parse_quantity(request) > parse_quantity(limit):
+            if limit is not None and kube.quantity(request) > kube.quantity(limit):
                 keys = (f"resources.{component}.requests.{name}", f"resources.{component}.limits.{name}")
                 return Refusal(keys, f"key '{keys[0]}' ({request}) is more than '{keys[1]}' ({limit}), which Kubernetes "
                                      "refuses; raise the limit or lower the request.")
@@ -84,7 +83,7 @@ def heaps_fit(vars: dict) -> Refusal | None:
     for key, component in containers:
         section, _, name = key.partition(".")
         heap_size, limit = vars[section][name], vars["resources"][component]["limits"]["memory"]
-        if jvm_size(heap_size) >= parse_quantity(limit):
+        if jvm_size(heap_size) >= kube.quantity(limit):
             limit_key = f"resources.{component}.limits.memory"
             return Refusal((key, limit_key), f"key '{key}' ({heap_size}) must be below '{limit_key}' ({limit}): "
                                              "the JVM needs memory besides its heap; lower the heap or raise the limit.")

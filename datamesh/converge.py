@@ -26,14 +26,16 @@ class Start:
     cluster: Cluster
     known: roles.Known
     prunable: list[dict]
+    by_kind: dict[str, list[dict]]
 
 
 def prepare(inventory: Inventory, rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter) -> Start:
     """Check the cluster against the budget, and list what of ours is there."""
     everything = [obj for manifests in rendered.values() for obj in manifests]
     preflight(cluster, everything, inventory, warn=reporter.warning)
-    live = roles.listed(cluster, everything)
-    return Start(rendered, cluster, roles.Known(live), roles.ours(live, set(inventory["namespaces"].values())))
+    by_kind = roles.listed(cluster, everything)
+    live = [obj for objects in by_kind.values() for obj in objects]
+    return Start(rendered, cluster, roles.Known(live), roles.ours(live, set(inventory["namespaces"].values())), by_kind)
 
 
 @dataclass
@@ -51,6 +53,7 @@ def converge(inventory: Inventory, selected: list[Role], reporter: Reporter, sta
     independent ones (postgres and minio) start side by side."""
     cluster = start.cluster
     listing = Listing(cluster)
+    listing.seed(start.by_kind)
     results: list[Result] = []
     underway: dict[str, Underway] = {}
     secrets: dict[str, str] = {}

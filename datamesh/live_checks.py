@@ -40,6 +40,10 @@ class Listing:
     def clear(self) -> None:
         self.cache.clear()
 
+    def seed(self, listed: dict[str, list[dict]]) -> None:
+        """Take kinds someone just listed the same way (ours, across the cluster) instead of asking again."""
+        self.cache.update({kind: objects for kind, objects in listed.items() if kind in LISTED and kind != "EndpointSlice"})
+
 
 def of_role(objects: list[dict], role: str) -> list[dict]:
     return [o for o in objects if (o["metadata"].get("labels") or {}).get(COMPONENT) == role]

@@ -201,11 +201,12 @@ def wait(cluster: Cluster, planned: list[Planned], timeout: int, pull_timeout: i
 SWITCHED_KINDS = {("networking.k8s.io/v1", "NetworkPolicy")}
 
 
-def listed(cluster: Cluster, manifests: list[dict]) -> list[dict]:
-    """The live objects of ours of every kind these manifests use, and of the kinds a switch can stop
-    rendering altogether: one LIST per kind, which is all a run that changes nothing reads."""
+def listed(cluster: Cluster, manifests: list[dict]) -> dict[str, list[dict]]:
+    """kind -> the live objects of ours of that kind, for every kind these manifests use and the kinds
+    a switch can stop rendering altogether: one LIST per kind, which is all a run that changes
+    nothing reads."""
     kinds = sorted({(o["apiVersion"], o["kind"]) for o in manifests} | SWITCHED_KINDS)
-    return [obj for api_version, kind in kinds for obj in cluster.list(api_version, kind, labels=OURS)]
+    return {kind: cluster.list(api_version, kind, labels=OURS) for api_version, kind in kinds}
 
 
 def ours(live: list[dict], namespaces: set[str]) -> list[dict]:

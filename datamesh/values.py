@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from kubernetes.utils.quantity import parse_quantity
+from datamesh import kube
 
 CREDENTIAL_POLICIES = ("lab", "generate")
 POD_SECURITY_LEVELS = ("restricted", "baseline")  # privileged is never enforced: it would admit anything
@@ -139,7 +139,7 @@ def quantity(value: str, whole_bytes: bool = False, positive: bool = False) -> s
                 else "a Kubernetes quantity such as 512Mi, 5Gi or 500m")
     if not QUANTITY.fullmatch(value):
         return expected
-    amount = parse_quantity(value)
+    amount = kube.quantity(value)
     if amount > QUANTITY_MAX:
         return f"{expected}, at most 2^63-1"
     if positive and amount <= 0:
