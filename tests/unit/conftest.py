@@ -5,13 +5,21 @@ Helpers that are not fixtures live in tests/unit/helpers.py.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from datamesh import inventory
 from tests.unit.helpers import rendered_for
+
+# Property tests: no deadline (a render takes milliseconds, a first schema load longer), no example
+# database in the work tree; in CI (CI=true) the same examples on every run, so a failure reproduces.
+settings.register_profile("dev", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=False)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture
