@@ -134,12 +134,16 @@ def trino_image(value: str) -> str | None:
 
 
 def quantity(value: str, whole_bytes: bool = False, positive: bool = False) -> str | None:
-    """A Kubernetes quantity as the API server parses it, unsigned; memory and storage in whole bytes."""
+    """A Kubernetes quantity as the API server parses it, unsigned, and as the engine reads it (the roles and
+    the budget use kube.quantity); memory and storage in whole bytes."""
     expected = ("a Kubernetes quantity of whole bytes such as 512Mi, 5Gi or 1G" if whole_bytes
                 else "a Kubernetes quantity such as 512Mi, 5Gi or 500m")
-    if not QUANTITY.fullmatch(value):
+    try:
+        amount = kube.quantity(value) if QUANTITY.fullmatch(value) else None
+    except ValueError:
+        amount = None
+    if amount is None:
         return expected
-    amount = kube.quantity(value)
     if amount > QUANTITY_MAX:
         return f"{expected}, at most 2^63-1"
     if positive and amount <= 0:
