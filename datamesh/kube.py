@@ -51,7 +51,7 @@ def quantity(text: str | int | float) -> Decimal:
     if found is None:
         raise ValueError(f"{text!r} is not a Kubernetes quantity (like 512Mi, 2Gi, 500m or 1.5)")
     number, suffix = Decimal(found.group(1)), found.group(2) or ""
-    if suffix[:1] in ("e", "E"):
+    if suffix[:1] in ("e", "E") and suffix not in SUFFIXES:  # 1E is exa (10^18), 1E3 an exponent
         return number * Decimal(10) ** int(suffix[1:])
     return number * SUFFIXES[suffix] if suffix else number
 

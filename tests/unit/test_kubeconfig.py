@@ -84,6 +84,7 @@ def test_an_unreadable_kubeconfig_is_one_sentence(tmp_path):
 @pytest.mark.parametrize("text, value", [
     ("512Mi", 512 * 2**20), ("2Gi", 2 * 2**30), ("500m", Decimal("0.5")), ("1.5", Decimal("1.5")), ("1e3", 1000),
     ("1k", 1000), (".5", Decimal("0.5")), ("1.", 1), ("+1Ki", 1024), ("3E2", 300), (2, 2), ("100n", Decimal("1e-7")),
+    ("1E", 10**18), ("0E", 0), ("1Ei", 2**60), ("2e-3", Decimal("0.002")),
 ])
 def test_quantities_read_as_the_api_server_reads_them(text, value):
     assert quantity(text) == value
