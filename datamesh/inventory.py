@@ -94,6 +94,9 @@ def _merge_defaults(into: dict, extra: dict, path: Path, prefix: str) -> None:
             into[key] = value
 
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML has it: 10x faster, same nodes
+
+
 def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     """Parse YAML, returning the data and the line number of every dotted key; a key set twice is refused."""
     try:
@@ -105,7 +108,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         raise DatameshError(f"{shown(path)} line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
                             "save the file as UTF-8.") from None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = LOADER(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
         loader.dispose()
