@@ -95,6 +95,17 @@ def _merge_defaults(into: dict, extra: dict, path: Path, prefix: str) -> None:
 
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML has it: 10x faster, same nodes
+# libyaml composes nested nodes by C recursion and kills the process (SIGSEGV) some 30,000 levels deep (`- - - x`
+# 64 KB long is enough). Text that could nest deep goes to PyYAML's own parser, which stops in Python instead: more
+# than NESTING_SAFE of the characters that open a level without a new line ([, {, - and ?), or more than SIZE_SAFE
+# characters (a mapping's levels each need a longer indentation). An inventory is a few levels in a few KiB.
+NESTING_SAFE = 256
+SIZE_SAFE = 64 * 1024
+
+
+def _loader(text: str) -> type:
+    deep = len(text) > SIZE_SAFE or sum(text.count(opener) for opener in "[{-?") > NESTING_SAFE
+    return yaml.SafeLoader if deep else LOADER
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
@@ -108,7 +119,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         raise DatameshError(f"{shown(path)} line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
                             "save the file as UTF-8.") from None
     try:
-        loader = LOADER(text)
+        loader = _loader(text)(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
         loader.dispose()
