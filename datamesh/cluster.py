@@ -1,12 +1,13 @@
 """The only module that talks to the Kubernetes API.
 
-Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, as
-plain HTTPS requests with urllib3 and the kube context's login (datamesh/kubeconfig.py); the
-official client serves port-forward streams and the logins it refreshes. Discovery asks once per API group-version in use and
-keeps the answer on disk per server and version, as kubectl does, so a later run asks again only
-for a kind the kept answer lacks (`Cluster.resource`). Transient failures (connection reset, 409, 429, 5xx) are retried with
-tenacity; an unreachable API fails within `timeouts.api` seconds with one sentence. What a request
-names and what its answers mean, without I/O, is `datamesh/kube.py`.
+Server-side apply with field manager `datamesh`, reads, deletes and server-side dry runs, as plain
+HTTPS requests with urllib3 and the kube context's login (datamesh/kubeconfig.py); the official
+client serves port-forward streams and the logins it refreshes. Discovery asks once per API
+group-version in use and keeps the answer on disk per server and version, as kubectl does, so a
+later run asks again only for a kind the kept answer lacks (`Cluster.resource`). Transient
+failures (connection reset, 409, 429, 5xx) are retried with tenacity; an unreachable API fails
+within `timeouts.api` seconds with one sentence. What a request names and what its answers mean,
+without I/O, is `datamesh/kube.py`.
 """
 
 from __future__ import annotations
