@@ -281,7 +281,7 @@ def broken_texts(draw) -> Drawn:
         text = draw(st.sampled_from(["just words\n", "42\n", "true\n", "~\n", "''\n", "-\n", "...\n"]))
     elif breakage == "nested":
         depth = draw(st.sampled_from([10, 600]))  # 600 passes Python's recursion limit; PyYAML's scanner is quadratic in it
-        text += "cluster: " + "[" * depth + "]" * depth + "\n"
+        text += draw(st.sampled_from(["cluster: " + "[" * depth + "]" * depth + "\n", "cluster:\n" + "- " * depth + "x\n"]))
     elif breakage == "bom":
         text = "\ufeff" + text
     elif breakage == "control":
