@@ -100,9 +100,9 @@ def secret_keys(rendered: list[dict]) -> dict[tuple[str, str], set[str]]:
 def namespaces_active(role: str, rendered: list[dict], listed: Listing, cluster) -> str | None:
     live = {n["metadata"]["name"]: n for n in listed("Namespace")}
     for name in sorted(o["metadata"]["name"] for o in rendered if o["kind"] == "Namespace"):
-        phase = (live[name].get("status") or {}).get("phase") if name in live else None
         if name not in live:
             return f"namespace {name} does not exist"
+        phase = (live[name].get("status") or {}).get("phase")
         if phase != "Active":
             return f"namespace {name} is {phase}, not Active"
     return None
