@@ -4,14 +4,22 @@
 `ssh_config` and `ssh_identity_file`; `hosts.address` is where the NodePorts appear, seen from that
 host. `spec` is the same host for testinfra's `host` fixture (its local or ssh backend);
 `NodePorts.url` gives this process an address that arrives at a NodePort *from* that host: the
-address itself when local, else a tunnel through the SSH host (fabric's forward_local, opened on
-first use), so the probes of datamesh/probes.py run unchanged either way.
+address itself when local, else one OpenSSH client (`ssh -N -L ...`, the same client testinfra's ssh
+backend runs) forwarding every NodePort, started on first use, so the probes of datamesh/probes.py
+run unchanged either way.
+
+Why OpenSSH's client and not fabric's forward_local: under a few concurrent HTTPS clients, fabric
+3.2.3's tunnel lost its SSH transport ("Socket exception: Bad file descriptor") within a minute and
+every later connection hung in its TLS handshake (tests/e2e/test_sshd.py provokes exactly that); the
+client also honours the user's whole ssh_config (ProxyJump, agents, known hosts).
 """
 
 from __future__ import annotations
 
-import contextlib
+import shutil
 import socket
+import subprocess
+import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,7 +46,7 @@ def testinfra_spec(nodeports: str) -> str:
 
 
 def ssh_target(nodeports: str) -> SshTarget:
-    """The parts of an ssh:// `hosts.nodeports` value fabric needs."""
+    """The parts of an ssh:// `hosts.nodeports` value the SSH client needs."""
     url = urllib.parse.urlsplit(nodeports)
     query = urllib.parse.parse_qs(url.query)
     if url.scheme != "ssh" or not url.hostname:
@@ -54,7 +62,7 @@ def free_port() -> int:
 
 
 class NodePorts:
-    """The platform's NodePorts from the user's machine; close() ends any tunnels."""
+    """The platform's NodePorts from the user's machine; close() ends the SSH client, if one runs."""
 
     def __init__(self, inventory: Inventory):
         self.nodeports = inventory["hosts"]["nodeports"]
@@ -62,8 +70,7 @@ class NodePorts:
         self.ports: dict[str, int] = inventory["nodeports"]
         self.spec = testinfra_spec(self.nodeports)
         self._tunnels: dict[int, int] = {}
-        self._stack = contextlib.ExitStack()
-        self._connection = None
+        self._client: subprocess.Popen | None = None
 
     @property
     def where(self) -> str:
@@ -80,43 +87,56 @@ class NodePorts:
         port = self.port(name)
         if self.nodeports == "local":
             return f"http://{self.address}:{port}{path}"
-        if port not in self._tunnels:
-            self._tunnels[port] = self._tunnel(port)
+        if not self._tunnels:
+            self._open()
         return f"http://127.0.0.1:{self._tunnels[port]}{path}"
 
-    def _tunnel(self, port: int) -> int:
-        import fabric  # paramiko loads only for an SSH host
+    def _open(self) -> None:
+        """One `ssh -N` forwarding a free local port to each NodePort; back once all of them listen."""
+        target = ssh_target(self.nodeports)
+        ssh = shutil.which("ssh")
+        if ssh is None:
+            raise DatameshError(f"hosts.nodeports is {self.where}, which needs the OpenSSH client `ssh` on this "
+                                "machine's PATH; install it (Debian: apt install openssh-client) or set hosts.nodeports: local.")
+        tunnels = {port: free_port() for port in sorted(set(self.ports.values()))}
+        command = [ssh, "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
+                   "-p", str(target.port)]
+        command += ["-F", target.config] if target.config else []
+        command += ["-i", target.identity] if target.identity else []
+        command += ["-l", target.user] if target.user else []
+        for port, local in tunnels.items():
+            command += ["-L", f"127.0.0.1:{local}:{self.address}:{port}"]
+        errors = tempfile.TemporaryFile()
+        client = subprocess.Popen([*command, target.host], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=errors)
 
-        if self._connection is None:
-            target = ssh_target(self.nodeports)
-            config = fabric.Config(runtime_ssh_path=target.config) if target.config else None
-            self._connection = self._stack.enter_context(fabric.Connection(
-                target.host, user=target.user, port=target.port, config=config,
-                connect_kwargs={"key_filename": target.identity} if target.identity else {}))
-            try:
-                self._connection.open()
-            except Exception as exc:  # paramiko and socket errors alike: one sentence
-                raise DatameshError(f"cannot log in to {self.where} over SSH (hosts.nodeports): {exc}; check that "
-                                    f"`ssh {target.user + '@' if target.user else ''}{target.host} -p {target.port} "
-                                    "true` works without a prompt.") from exc
-        local = free_port()
-        self._stack.enter_context(self._connection.forward_local(local, remote_port=port, remote_host=self.address))
-        # fabric binds the local end in its tunnel thread: wait for it, or a first client is refused
-        listening, _ = wait.poll(lambda: (probes.port_open("127.0.0.1", local, timeout=0.5), ""), 10, interval=0.05)
-        if not listening:
-            raise DatameshError(f"the SSH tunnel to {self.address}:{port} through {self.where} did not open a local "
-                                f"port within 10 s; check that the SSH server allows TCP forwarding (AllowTcpForwarding).")
-        return local
+        def listening() -> tuple[bool, str]:
+            if client.poll() is not None:
+                return True, "exited"
+            return all(probes.port_open("127.0.0.1", local, timeout=0.5) for local in tunnels.values()), ""
+
+        ready, _ = wait.poll(listening, 20, interval=0.05)
+        if client.poll() is not None or not ready:
+            client.kill()
+            client.wait()
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise DatameshError(
+                f"cannot forward the NodePorts through {self.where} over SSH (hosts.nodeports): "
+                f"{said[-1] if said else 'no local port listened within 20 s'}; check that `ssh "
+                f"{target.user + '@' if target.user else ''}{target.host} -p {target.port} true` works without a "
+                "prompt and that its SSH server allows TCP forwarding (AllowTcpForwarding).")
+        errors.close()
+        self._client, self._tunnels = client, tunnels
 
     def close(self) -> None:
-        """End the tunnels. A tunnel thread's own error (a client that reset its connection) is not
-        raised again here: it showed, if it mattered, in the check whose request met it."""
-        from invoke.exceptions import ThreadException
-
-        try:
-            self._stack.close()
-        except ThreadException:
-            pass
-        finally:
-            self._tunnels.clear()
-            self._connection = None
+        """End the SSH client and its forwards."""
+        client, self._client = self._client, None
+        self._tunnels.clear()
+        if client is not None:
+            client.terminate()
+            try:
+                client.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                client.wait()

@@ -1,5 +1,5 @@
 """A real OpenSSH server on 127.0.0.1 for tests of what logs in over SSH: pytest-testinfra's ssh
-backend (which runs the `ssh` client) and fabric/paramiko, both as root and without prompts.
+backend and the NodePorts' forward (both run the `ssh` client), as root and without prompts.
 
 Everything lives in the caller's folder: the server's own ed25519 host key and a client key pair
 (never /etc/ssh's or /root/.ssh's keys), sshd_config, authorized_keys, sshd.pid and sshd.log, and
@@ -49,7 +49,7 @@ _procs: dict[int, subprocess.Popen] = {}
 class Sshd:
     port: int
     url: str           # testinfra host spec: ssh://root@127.0.0.1:PORT?ssh_config=...&ssh_identity_file=...
-    config: Path       # the client's ssh_config (also fabric.Config(runtime_ssh_path=...))
+    config: Path       # the client's ssh_config (`ssh -F`)
     identity: Path     # the client's private key, authorized for root
     known_hosts: Path  # holds the server's host key as [127.0.0.1]:PORT
     pid: int
