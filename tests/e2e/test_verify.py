@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -17,7 +19,10 @@ import pytest
 import yaml
 
 from datamesh import ROOT
+from datamesh.nodeports import NodePorts
 from testbed import faults, sshd
+
+from .conftest import trino_login, trino_url
 
 SCALE = "0.2"  # the scale the other e2e modules seed, so a seed here changes nothing they built
 GRAFANA_REASON = "the service testbed runs no Grafana"
@@ -164,3 +169,34 @@ def test_verify_from_an_ssh_host_is_green_too(seeded, datamesh, ssh_inventory, t
     nodeport_checks = [c for role in report["roles"] for c in role["checks"] if "nodeports are reachable" in c["name"]]
     assert nodeport_checks and all(c["name"].endswith("[ssh://127.0.0.1]") for c in nodeport_checks)
     assert {c["status"] for c in nodeport_checks} == {"ok", "skipped"}  # skipped: Grafana's, as on the local path
+
+
+@pytest.mark.soak
+def test_trino_through_the_ssh_forward_answers_every_query_for_two_minutes(joined, config, ssh_inventory):
+    """The load that broke fabric's forward_local in CI (2026-11-30): parallel clients querying Trino
+    through one SSH forward; with fabric, within 90 s the transport died ("Socket exception: Bad file
+    descriptor") and every later query hung in its TLS handshake. On demand: `pytest -m soak`."""
+    settings = yaml.safe_load(ssh_inventory.read_text())
+    login = trino_login(config)
+    node_port = int(trino_url(config, login, node_port=True).rsplit(":", 1)[1])
+    forward = NodePorts({"hosts": settings["hosts"], "nodeports": {"trino": node_port}})
+    try:
+        url = login.scheme + forward.url("trino")[len("http"):]
+        catalogs = ["sales", "marketing", "sales_domain", "marketing_domain", "hive"]
+        end = time.monotonic() + 120
+
+        def client(n: int) -> list[str]:
+            failures, i = [], n
+            while time.monotonic() < end:
+                i += 1
+                try:
+                    login.query(url, f"SHOW SCHEMAS FROM {catalogs[i % len(catalogs)]}", timeout=30)
+                except Exception as e:  # every failure is collected, the first one named
+                    failures.append(f"{catalogs[i % len(catalogs)]}: {e}")
+            return failures
+
+        with ThreadPoolExecutor(3) as pool:
+            failures = [f for got in pool.map(client, range(3)) for f in got]
+        assert not failures, f"{len(failures)} queries failed through the SSH forward, first: {failures[0]}"
+    finally:
+        forward.close()

@@ -4,7 +4,6 @@ its sentence and next step, and a JUnit file that parses; the pure helpers the c
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import xml.etree.ElementTree as ElementTree
@@ -208,17 +207,17 @@ def test_the_inventory_refuses_not_run_for_an_unknown_component(write_inventory)
         inventory.load(str(write_inventory("verify:\n  not_run:\n    grafanna: typo\n")))
 
 
-def test_closing_the_tunnels_does_not_raise_a_tunnel_threads_own_error():
-    """fabric re-raises, when a tunnel closes, any error its threads met (a client that reset its
-    connection); that must not fail the check that happens to end the session."""
-    from invoke.exceptions import ThreadException
-
-    @contextlib.contextmanager
-    def tunnel_whose_thread_failed():
-        yield
-        raise ThreadException([])
-
-    opened = nodeports.NodePorts(inventory.load("docker-desktop"))
-    opened._stack.enter_context(tunnel_whose_thread_failed())
+def test_nodeports_over_ssh_without_an_ssh_client_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    opened = nodeports.NodePorts({"hosts": {"nodeports": "ssh://me@jump", "address": "localhost"},
+                                  "nodeports": {"trino": 30081}})
+    with pytest.raises(DatameshError, match=r"needs the OpenSSH client `ssh` on this machine's PATH; install it"):
+        opened.url("trino")
     opened.close()
+
+
+def test_local_nodeports_are_the_address_itself_and_closing_them_is_harmless():
+    opened = nodeports.NodePorts(inventory.load("docker-desktop"))
     assert opened.url("trino") == "http://localhost:30081"
+    opened.close()
+    opened.close()
