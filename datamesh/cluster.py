@@ -105,11 +105,11 @@ class Cluster:
 
     def _send(self, method: str, path: str, query: dict | None = None, body: Any = None,
               content_type: str = "application/json", timeout: Any = REQUEST_TIMEOUT,
-              transient: frozenset = TRANSIENT_STATUS) -> dict:
-        """One HTTP request; returns the decoded JSON answer, or raises ApiError / Transient."""
+              transient: frozenset = TRANSIENT_STATUS, raw: bool = False) -> Any:
+        """One HTTP request; returns the decoded JSON answer (the text with `raw`), or raises ApiError / Transient."""
         query = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.server + path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": self.user_agent,
+        headers = {"Accept": "*/*" if raw else "application/json", "Content-Type": content_type, "User-Agent": self.user_agent,
                    **self.login.headers()}
         payload = None if body is None else json.dumps(body)  # JSON is YAML too, for apply patches
         self.requests[method] = self.requests.get(method, 0) + 1
@@ -120,6 +120,8 @@ class Cluster:
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Transient(reason(exc)) from exc
+        if raw and 200 <= response.status < 300:
+            return data.decode(errors="replace")
         decoded = answer_of(data)
         if 200 <= response.status < 300:
             return decoded
@@ -300,6 +302,21 @@ class Cluster:
     def events(self, namespace: str, name: str) -> list[dict]:
         events = self.list("v1", "Event", namespace, fields=f"involvedObject.name={name}")
         return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    def node_stats(self, node: str) -> dict | None:
+        """The kubelet's stats summary of a node through the API server, asked once; None where none is served."""
+        try:
+            return self._send("GET", f"/api/v1/nodes/{node}/proxy/stats/summary", timeout=(5, 10))
+        except (ApiError, Transient):
+            return None
+
+    def logs(self, namespace: str, pod: str, container: str, lines: int = 50, previous: bool = False) -> str:
+        """A container's last log lines (its previous run's with `previous`); empty when there are none."""
+        query = {"container": container, "tailLines": lines, "previous": "true" if previous else None}
+        try:
+            return self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query, raw=True)
+        except (ApiError, Transient):
+            return ""
 
     def pods(self, namespace: str, selector: dict[str, str]) -> list[dict]:
         labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))

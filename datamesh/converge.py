@@ -29,10 +29,12 @@ class Start:
     by_kind: dict[str, list[dict]]
 
 
-def prepare(inventory: Inventory, rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter) -> Start:
-    """Check the cluster against the budget, and list what of ours is there."""
+def prepare(inventory: Inventory, rendered: dict[str, list[dict]], cluster: Cluster, reporter: Reporter,
+            budget: bool = True) -> Start:
+    """Check the cluster against the budget (unless the doctor just did), and list what of ours is there."""
     everything = [obj for manifests in rendered.values() for obj in manifests]
-    preflight(cluster, everything, inventory, warn=reporter.warning)
+    if budget:
+        preflight(cluster, everything, inventory, warn=reporter.warning)
     by_kind = roles.listed(cluster, everything)
     live = [obj for objects in by_kind.values() for obj in objects]
     return Start(rendered, cluster, roles.Known(live), roles.ours(live, set(inventory["namespaces"].values())), by_kind)
@@ -63,7 +65,7 @@ def converge(inventory: Inventory, selected: list[Role], reporter: Reporter, sta
         ok = True
         for name in [n for n in underway if n in names]:
             item = underway.pop(name)
-            reporter.line(f"  {name}: waiting until ready")
+            reporter.phase(name, "waiting for readiness")
             try:
                 roles.wait(cluster, item.planned, inventory["timeouts"]["ready"], inventory["timeouts"]["pull"],
                            on_poll=reporter.waiting)

@@ -120,9 +120,10 @@ def write_rendered(rendered: dict[str, list[dict]], out: Path) -> list[Path]:
 
 
 def connect(inventory: Inventory, reporter: Reporter) -> Cluster:
+    """The connection, after saying which cluster it is (first, so a wrong context shows before any wait)."""
     cluster = Cluster(inventory)
-    version = cluster.ping()
-    reporter.line(f"cluster: context {cluster.context} at {cluster.server} (Kubernetes {version})")
+    reporter.line(f"cluster: context {cluster.context} at {cluster.server}")
+    cluster.ping()
     return cluster
 
 
@@ -132,14 +133,49 @@ def locked(cluster: Cluster, inventory: Inventory, task: str, timeout: float | N
     return Lock(cluster, inventory["namespaces"]["platform"], task, wait, reporter.line)
 
 
-def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_timeout: float | None = None) -> list[Result]:
+def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_timeout: float | None = None,
+       doctor: bool = True) -> list[Result]:
     """Converge the selected roles in order (check, apply, wait, verify) holding the platform's lock;
-    after a failed role the rest are skipped."""
+    after a failed role the rest are skipped. First `invoke doctor`'s checks (unless `doctor` is False):
+    a ✗ refuses before anything is applied."""
     reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
+    if doctor:
+        problems = [f for f in examined(inventory, [o for objs in rendered.values() for o in objs], cluster, reporter)
+                    if f.status == "fail"]
+        if problems:
+            raise DatameshError(f"the doctor found {len(problems)} problem(s) and nothing was applied; first, "
+                                f"{problems[0].check}: {problems[0].message}. Fix it, or pass --skip-doctor to go ahead.")
     with locked(cluster, inventory, "up", lock_timeout, reporter):
-        return converging.converge(inventory, selected, reporter, converging.prepare(inventory, rendered, cluster, reporter))
+        start = converging.prepare(inventory, rendered, cluster, reporter, budget=not doctor)
+        return converging.converge(inventory, selected, reporter, start)
+
+
+def what_you_got(inventory: Inventory, selected: list[Role], results: list[Result], reporter: Reporter) -> None:
+    """After a successful `up`: every endpoint with its URL, in-cluster name, login and health
+    (its role converged and passed its checks just now, so no request is spent on it)."""
+    from datamesh import overview
+    from datamesh.manifests import COMPONENT, label
+
+    verified = {r.role for r in results if not r.failed and not r.skipped}
+    manifests = [obj for objects in render_all(selected, inventory).values() for obj in objects]
+    rows = overview.endpoints(inventory, manifests,
+                              lambda obj: "ready (verified)" if label(obj, COMPONENT) in verified else "not verified")
+    if rows:
+        reporter.line(f"\nENDPOINTS (NodePorts on {inventory['hosts']['address']}; `invoke status` shows them again) " + "*" * 10)
+        for line in overview.table(rows):
+            reporter.line(line)
+
+
+def examined(inventory: Inventory, manifests: list[dict], cluster: Cluster | None, reporter: Reporter) -> list:
+    """`invoke doctor`'s checks (datamesh/doctor.py), one line each."""
+    from datamesh import doctor
+
+    findings = doctor.examine(inventory, manifests, cluster)
+    for finding in findings:
+        reporter.line(finding.line())
+    return findings
 
 
 @dataclass
