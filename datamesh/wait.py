@@ -128,6 +128,7 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
 
     def poll() -> None:
         pulls: dict[str, list[str]] = {}
+        unscheduled: dict[str, list[str]] = {}
         look = budget.elapsed() >= PULLS_AFTER
         for obj in list(pending):
             ready, why = readiness(cluster, obj)
@@ -136,13 +137,17 @@ def wait_ready(cluster: Cluster, objects: list[dict], timeout: int,
                 pending.remove(obj)
                 continue
             workload = obj["kind"] in WORKLOADS
-            pulls[ref(obj)] = images_pulling(cluster, obj, pod_selector(obj)) if look and workload else []
+            unscheduled[ref(obj)] = []
+            pulls[ref(obj)] = images_pulling(cluster, obj, pod_selector(obj), unscheduled[ref(obj)]) if look and workload else []
             puller.update(dict.fromkeys(pulls[ref(obj)], obj))
         budget.tick(image for images in pulls.values() for image in images)
         for obj in pending:
-            images = pulls[ref(obj)]
+            images, pending_pods = pulls[ref(obj)], unscheduled[ref(obj)]
+            why = f"pulling {images[0]}, {duration(budget.pulls[images[0]])}" if images else last[ref(obj)]
+            if pending_pods:
+                why += f"; warning: {pending_pods[0]} (a failure only if it lasts the {timeout} s of timeouts.ready)"
             if on_poll:
-                on_poll(obj, f"pulling {images[0]}, {duration(budget.pulls[images[0]])}" if images else last[ref(obj)])
+                on_poll(obj, why)
         if pending:
             raise _NotReady()
 
@@ -232,3 +237,8 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float, interval: float 
     except _NotReady:
         pass
     return last[0]
+
+
+def pause(seconds: float) -> None:
+    """Sleep between rounds of a loop that is not a wait (`status --watch`); Ctrl-C ends it."""
+    time.sleep(seconds)
