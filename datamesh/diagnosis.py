@@ -17,17 +17,17 @@ def explain(cluster: Cluster, obj: dict) -> str:
     selector = pod_selector(obj)
     if not namespace or selector is None:
         events = cluster.events(namespace, obj["metadata"]["name"]) if namespace else []
-        return _events_text(events) or "no events"
+        return events_text(events) or "no events"
     pods = cluster.pods(namespace, selector)
     if not pods:
         events = cluster.events(namespace, obj["metadata"]["name"])
-        return f"no pods were created; {_events_text(events) or 'no events'}"
+        return f"no pods were created; {events_text(events) or 'no events'}"
     parts = []
     for pod in pods[:3]:
         name = pod["metadata"]["name"]
         phase = pod.get("status", {}).get("phase", "Unknown")
-        states = _container_states(pod)
-        events = _events_text(cluster.events(namespace, name))
+        states = container_states(pod)
+        events = events_text(cluster.events(namespace, name))
         parts.append(f"pod {name} is {phase}" + (f" ({states})" if states else "") + (f", events: {events}" if events else ""))
     return "; ".join(parts)
 
@@ -41,7 +41,7 @@ def pod_selector(obj: dict) -> dict | None:
     return None
 
 
-def _container_states(pod: dict) -> str:
+def container_states(pod: dict) -> str:
     """Each container's state and reason; a terminated one's last line of its termination message,
     which is its log's last line where the container falls back to its logs (a Job's script saying why)."""
     out = []
@@ -57,7 +57,7 @@ def _container_states(pod: dict) -> str:
     return ", ".join(out)
 
 
-def _events_text(events: list[dict], last: int = 3) -> str:
+def events_text(events: list[dict], last: int = 3) -> str:
     return " | ".join(
         f"{e.get('reason', '')}: {(e.get('message') or '').strip()}" for e in events[-last:]
     )
