@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from datamesh import playbook as playbooks
+from datamesh import checklist, playbook as playbooks
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
@@ -182,21 +182,6 @@ def describe(teardown: Teardown, reporter: Reporter, dry_run: bool) -> None:
         reporter.line(f"  left alone   {ref(obj)}: not labelled {OURS}")
 
 
-def choose(names: list[str], ask: Callable[[str], str]) -> list[str]:
-    """The --selective checklist: numbered components, answered with numbers or names."""
-    lines = [f"  {index}) {name}" for index, name in enumerate(names, 1)]
-    answer = ask("Components to remove:\n" + "\n".join(lines) + "\nNumbers or names, separated by commas (empty: none): ")
-    chosen = []
-    for part in (p.strip() for p in answer.split(",") if p.strip()):
-        if part.isdigit() and 1 <= int(part) <= len(names):
-            chosen.append(names[int(part) - 1])
-        elif part in names:
-            chosen.append(part)
-        else:
-            raise DatameshError(f"'{part}' is not one of the listed components; run `invoke down --selective` again.")
-    return chosen
-
-
 def confirm_purge(teardown: Teardown, ask: Callable[[str], str]) -> None:
     volumes = [ref(o) for objects in teardown.delete.values() for o in objects if o["kind"] in DATA_KINDS]
     answer = ask(f"--purge deletes {len(volumes)} volume(s) and namespace(s) for good, with their data:\n  "
@@ -210,10 +195,11 @@ def down(inventory: Inventory, reporter: Reporter, *, requested: list[str], sele
     """The whole of `invoke down`; None when there is nothing to recap (a dry run, or nothing chosen)."""
     ask = input if sys.stdin.isatty() and sys.stdout.isatty() else None  # None: no terminal to ask on
     book = playbooks.load("up")
-    if selective and not requested:
+    selective = selective and not requested
+    if selective:
         if ask is None:
             raise DatameshError("--selective asks on a terminal and there is none: name the components with --components a,b.")
-        requested = choose(book.names(), ask)
+        requested = checklist.ask(book.roles, inventory, removing=True)
         if not requested:
             reporter.line("nothing chosen; nothing removed.")
             return None
@@ -224,6 +210,9 @@ def down(inventory: Inventory, reporter: Reporter, *, requested: list[str], sele
         teardown = plan(objects, components, purge)
         describe(teardown, reporter, dry_run)
         if dry_run:
+            return None
+        if selective and not checklist.confirm(f"Delete what is marked '-' above from {', '.join(components)}?"):
+            reporter.line("not confirmed; nothing removed.")
             return None
         if purge and not yes and any(o["kind"] in DATA_KINDS for objs in teardown.delete.values() for o in objs):
             if ask is None:

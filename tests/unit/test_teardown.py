@@ -92,14 +92,6 @@ def test_purge_deletes_data_but_releases_a_namespace_holding_foreign_objects():
     assert names(plan.release) == ["Namespace/data-platform"]
 
 
-def test_checklist_takes_numbers_or_names():
-    listed = ["dbt-docs", "grafana", "trino"]
-    assert teardown.choose(listed, lambda prompt: "1, trino") == ["dbt-docs", "trino"]
-    assert teardown.choose(listed, lambda prompt: "") == []
-    with pytest.raises(DatameshError, match="'9' is not one of the listed components"):
-        teardown.choose(listed, lambda prompt: "9")
-
-
 def test_purge_confirmation_needs_the_word():
     plan = teardown.plan(live_objects(), ["postgres"], purge=True)
     teardown.confirm_purge(plan, lambda prompt: "purge")
