@@ -65,14 +65,18 @@ class Clock:
         return self.ready_spent >= self.ready or self.longest_pull()[1] >= self.pull
 
 
-def images_pulling(cluster: Cluster, obj: dict, selector: dict | None) -> list[str]:
+def images_pulling(cluster: Cluster, obj: dict, selector: dict | None, unscheduled: list[str] | None = None) -> list[str]:
     """Images the pods of a workload (`selector` picks them) are being pulled for; raises
-    ImagePullFailed when one cannot be."""
+    ImagePullFailed when one cannot be. The scheduler's reason for each pod it has not placed yet
+    is appended to `unscheduled`, for progress to show as a warning while there is time left."""
     namespace = obj["metadata"].get("namespace")
     if not namespace or not selector:
         return []
     images: list[str] = []
     for pod in cluster.pods(namespace, selector):
+        for condition in pod.get("status", {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and unscheduled is not None:
+                unscheduled.append(f"pod {pod['metadata']['name']} is Pending: {condition.get('message') or condition.get('reason')}")
         reasons = {_waiting(status).get("reason") for status in _statuses(pod)}
         if not reasons & {*CREATING, *CANNOT_PULL}:
             continue  # no container waits for an image: no events to read

@@ -35,6 +35,10 @@ class Reporter:
     def role_failed(self, name: str, error: str) -> None:
         self.line(f"  failed:  {error}")
 
+    def phase(self, name: str, phase: str) -> None:
+        """A component entering a phase (waiting for readiness, verifying)."""
+        self.line(f"  {name}: {phase}")
+
     def object_done(self, result: ObjectResult) -> None:
         action = f" ({result.action}d)" if result.action in ("create", "update") else ""
         self.line(f"  {result.status + ':':9}{result.ref}{action}")
@@ -48,10 +52,10 @@ class Reporter:
 
     def progress(self, what: str, done: int, total: int, seconds: float, final: bool = False) -> None:
         """Rows of a load: a bar redrawn in place on a terminal; elsewhere only the final line."""
-        rate = f"{done / seconds:,.0f} rows/s" if seconds > 0 else ""
+        rate = rows_rate(done, seconds)
         if final:
             end = "\r" + " " * 100 + "\r" if self.live else ""
-            print(f"{end}  rows:    {what} {done:,} in {seconds:.1f}s ({rate})", file=self.stream, flush=True)
+            print(f"{end}{rows_done(what, done, seconds)}", file=self.stream, flush=True)
         elif self.live:
             filled = int(30 * done / total) if total else 30
             print(f"\r  {what[:40]:<40} [{'#' * filled:<30}] {done:,}/{total:,} {rate}", end="", file=self.stream, flush=True)
@@ -77,6 +81,14 @@ class Reporter:
                   + f"  ({time.monotonic() - self.started:.1f}s)")
         if self.requests:
             self.line("API requests: " + ", ".join(f"{verb}={n}" for verb, n in sorted(self.requests.items())))
+
+
+def rows_rate(done: int, seconds: float) -> str:
+    return f"{done / seconds:,.0f} rows/s" if seconds > 0 else ""
+
+
+def rows_done(what: str, done: int, seconds: float) -> str:
+    return f"  rows:    {what} {done:,} in {seconds:.1f}s ({rows_rate(done, seconds)})"
 
 
 def totals(results: list[Result]) -> dict[str, int]:
