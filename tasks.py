@@ -1,4 +1,4 @@
-"""datamesh's command line: `invoke up`, `seed`, `verify`, `down`, `plan`, `render`, `status`.
+"""datamesh's command line: `invoke up`, `seed`, `verify`, `down`, `doctor`, `plan`, `render`, `status`.
 
 Each task parses its arguments, makes one engine call and finishes; how a task finishes is written
 once below: `_exits` turns an error a user can fix into its sentence and exit code 1, `_finish`
@@ -8,11 +8,12 @@ prints the recap, writes --report-json and exits 2 when a role failed.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from datamesh import inventory as inventories, playbook as playbooks, report, status as statuses, teardown
+from datamesh import diagnostics, inventory as inventories, live, playbook as playbooks, report, status as statuses, teardown
 from datamesh.errors import DatameshError
 from datamesh.role import Result
 
@@ -33,14 +34,24 @@ def _exits(body):
     return run
 
 
-def _finish(reporter: report.Reporter, results: list[Result], report_json: str | None) -> None:
-    """The end of `up` and `down`: the recap, the --report-json file, and exit code 2 when a role failed."""
+def _finish(reporter: report.Reporter, results: list[Result], report_json: str | None, bundle=None) -> None:
+    """The end of `up`, `seed` and `down`: the recap, the --report-json file, and exit code 2 when a
+    role failed, after `bundle(results)` wrote the diagnostics, whose folder is the last line printed."""
     reporter.recap(results)
     if report_json:
         report.write_json(results, Path(report_json), reporter.requests)
     failed = [r for r in results if r.failed]
     if failed:
-        raise Exit(f"error: {failed[0].error}", code=2)
+        raise Exit(f"error: {failed[0].error}" + _diagnostics(bundle, results), code=2)
+
+
+def _diagnostics(bundle, results) -> str:
+    """`\ndiagnostics: <folder>` after `bundle(results)` wrote it; empty without a bundle to write."""
+    if bundle is None:
+        return ""
+    from datamesh.errors import shown
+
+    return f"\ndiagnostics: {shown(bundle(results))}"
 
 
 def _selection(inventory: str | None, only: str | None = None, skip: str | None = None):
@@ -51,23 +62,37 @@ def _selection(inventory: str | None, only: str | None = None, skip: str | None 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
             "report_json": "also write the recap as JSON to this file",
             "verify": "afterwards run every check of `invoke verify` (NodePorts, SQL, in-cluster paths)",
-            "lock_timeout": LOCK_HELP})
+            "lock_timeout": LOCK_HELP, "skip_doctor": "do not run `invoke doctor`'s checks first (a ✗ there stops `up`)",
+            "selective": "pick the components from a checklist on the terminal (what they need is added)",
+            "plain": "plain lines, no live progress rows (the default off a terminal)"})
 @_exits
-def up(c, inventory=None, only=None, skip=None, report_json=None, verify=False, lock_timeout=None):
+def up(c, inventory=None, only=None, skip=None, report_json=None, verify=False, lock_timeout=None, skip_doctor=False,
+       selective=False, plain=False):
     """Converge the platform: apply what differs from the live cluster, wait until ready, check each role. Re-running changes nothing."""
-    reporter = report.Reporter()
+    reporter = live.reporter(plain)
+    if selective and not only:
+        from datamesh import checklist
+
+        only = ",".join(checklist.for_up(playbooks.load("up").roles, inventories.load(inventory), reporter.line))
+        if not only:
+            reporter.line("nothing chosen; nothing applied.")
+            return
     inv, selected = _selection(inventory, only, skip)
-    _finish(reporter, playbooks.up(inv, selected, reporter, _seconds("--lock-timeout", lock_timeout)), report_json)
+    results = playbooks.up(inv, selected, reporter, _seconds("--lock-timeout", lock_timeout), doctor=not skip_doctor)
+    _finish(reporter, results, report_json, functools.partial(diagnostics.after_results, inv, selected))
+    playbooks.what_you_got(inv, selected, results, reporter)
     if verify:
         from datamesh import verify as verifying  # pytest loads only when checks run
 
-        _verified(verifying.verify(inv, selected, reporter, workers=inv["verify"]["workers"]))
+        _verified(verifying.verify(inv, selected, reporter, workers=inv["verify"]["workers"]),
+                  functools.partial(diagnostics.after_checks, inv, selected))
 
 
-def _verified(checks: list) -> None:
+def _verified(checks: list, bundle) -> None:
     failed = [c for c in checks if c.status == "failed"]
     if failed:
-        raise Exit(f"error: {len(failed)} check(s) failed, first {failed[0].component}: {failed[0].message}", code=2)
+        raise Exit(f"error: {len(failed)} check(s) failed, first {failed[0].component}: {failed[0].message}"
+                   + _diagnostics(bundle, checks), code=2)
 
 
 @task(help={"inventory": INVENTORY_HELP, "only": "comma-separated roles whose checks run (default: all)",
@@ -82,7 +107,7 @@ def verify(c, inventory=None, only=None, skip=None, k=None, junit=None, report_j
     inv, selected = playbooks.selection(inventory, playbooks.parse_list(only), playbooks.parse_list(skip), dependencies=False)
     count = inv["verify"]["workers"] if workers is None else _workers(str(workers))
     _verified(verifying.verify(inv, selected, report.Reporter(), keyword=k, junit=junit, report_json=report_json,
-                               workers=count))
+                               workers=count), functools.partial(diagnostics.after_checks, inv, selected))
 
 
 def _seconds(flag: str, text) -> float | None:
@@ -111,17 +136,34 @@ def _workers(text: str) -> int:
             "cascade": "also remove the components that depend on the ones named",
             "dry_run": "list what would be deleted and kept; change nothing",
             "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file",
-            "lock_timeout": LOCK_HELP})
+            "lock_timeout": LOCK_HELP, "plain": "plain lines, no live progress rows (the default off a terminal)"})
 @_exits
 def down(c, components=None, selective=False, purge=False, yes=False, cascade=False, dry_run=False,
-         inventory=None, report_json=None, lock_timeout=None):
+         inventory=None, report_json=None, lock_timeout=None, plain=False):
     """Remove datamesh components (all by default); data volumes are kept unless --purge."""
-    reporter = report.Reporter()
+    reporter = live.reporter(plain)
     results = teardown.down(inventories.load(inventory), reporter, requested=playbooks.parse_list(components),
                             selective=selective, cascade=cascade, purge=purge, dry_run=dry_run, yes=yes,
                             lock_timeout=_seconds("--lock-timeout", lock_timeout))
     if results is not None:  # None: a dry run, or nothing chosen
         _finish(reporter, results, report_json)
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": "comma-separated roles whose needs are checked (default: all)",
+            "skip": SKIP_HELP, "report_json": "also write the findings as JSON to this file"})
+@_exits
+def doctor(c, inventory=None, only=None, skip=None, report_json=None):
+    """Check the cluster before `up`: context, API, room for the requests, architectures, NodePorts, disk. Writes nothing."""
+    from datamesh import doctor as doctors
+
+    inv, selected = playbooks.selection(inventory, playbooks.parse_list(only), playbooks.parse_list(skip), dependencies=False)
+    rendered = playbooks.render_all(selected, inv)
+    findings = playbooks.examined(inv, [obj for objs in rendered.values() for obj in objs], None, report.Reporter())
+    if report_json:
+        doctors.write_json(findings, Path(report_json))
+    problems = doctors.failed(findings)
+    if problems:
+        raise Exit(f"error: {len(problems)} check(s) failed; fix them as each line says, then run `invoke doctor` again.", code=2)
 
 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP})
@@ -141,11 +183,26 @@ def render(c, out="rendered", inventory=None, only=None, skip=None):
 
 
 @task(help={"inventory": INVENTORY_HELP, "only": ONLY_HELP, "skip": SKIP_HELP,
-            "check": "also use each service once through a port-forward of the Kubernetes API, with its login"})
+            "check": "also use each service once through a port-forward of the Kubernetes API, with its login",
+            "output": "table (default) or json (one document on stdout; other lines go to stderr)",
+            "watch": "show the table again every this many seconds until Ctrl-C (e.g. --watch 5)"})
 @_exits
-def status(c, inventory=None, only=None, skip=None, check=False):
-    """Show each component's objects and readiness, its addresses, and where its credentials are."""
-    if not statuses.run(*_selection(inventory, only, skip), report.Reporter(), check=check):
+def status(c, inventory=None, only=None, skip=None, check=False, output="table", watch=None):
+    """Show each component's objects and readiness, its endpoints and logins, and where its credentials are.
+    Exits 3 when something is missing, not ready or failed a check."""
+    if output not in ("table", "json"):
+        raise Exit(f"error: --output must be table or json, not {output!r}.", code=1)
+    every = _seconds("--watch", watch)
+    if every is not None and (every < 1 or output == "json" or check):
+        raise Exit("error: --watch takes a number of seconds, 1 or more, and goes with the table only "
+                   "(not with --output json or --check).", code=1)
+    inv, selected = _selection(inventory, only, skip)
+    if every is not None:
+        healthy = statuses.watch(inv, selected, report.Reporter(), every)
+    else:
+        reporter = report.Reporter(sys.stderr if output == "json" else None)
+        healthy = statuses.run(inv, selected, reporter, check=check, output=output)
+    if not healthy:
         raise Exit("some components are missing, not ready or failed a check: see above, then run `invoke up`.", code=3)
 
 
@@ -176,19 +233,20 @@ def _seed_number(text: str) -> int:
                      "every data product (asks first)",
             "yes": "answer the --reset confirmation with yes (needed without a terminal)",
             "inventory": INVENTORY_HELP, "report_json": "also write the recap as JSON to this file",
-            "lock_timeout": LOCK_HELP})
+            "lock_timeout": LOCK_HELP, "plain": "plain lines, no live progress rows (the default off a terminal)"})
 @_exits
 def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=None, report_json=None,
-         lock_timeout=None):
+         lock_timeout=None, plain=False):
     """Load the sample data set (source databases, data lake, Hive), build the data products with dbt and publish
     their docs. Re-running changes nothing."""
     from datamesh import sampledata, seed as seeding
 
     data = sampledata.Dataset(seed=_seed_number(str(seed)), scale=_scale(str(scale)))
-    reporter = report.Reporter()
-    results = seeding.seed(inventories.load(inventory), reporter, data=data, only=playbooks.parse_list(only),
+    reporter = live.reporter(plain)
+    inv, selected = _selection(inventory)
+    results = seeding.seed(inv, reporter, data=data, only=playbooks.parse_list(only),
                            reset=reset, yes=yes, lock_timeout=_seconds("--lock-timeout", lock_timeout))
-    _finish(reporter, results, report_json)
+    _finish(reporter, results, report_json, functools.partial(diagnostics.after_results, inv, selected))
 
 
 TESTBEDS = ("cluster", "services")
@@ -252,4 +310,4 @@ def cluster_config(c, for_=None, inventory=None):
 
 
 testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, down, plan, render, status, seed, verify, images, cluster_config, testbed)
+namespace = Collection(up, doctor, down, plan, render, status, seed, verify, images, cluster_config, testbed)

@@ -147,3 +147,27 @@ def test_every_task_has_help(task):
     assert result.returncode == 0
     assert "--inventory" in result.stdout
     assert "Docstring:\n  none" not in result.stdout
+
+
+def test_shell_completion_offers_task_and_flag_names():
+    tasks = invoke("--complete", "--", "invoke").stdout.split()
+    assert {"up", "doctor", "down", "seed", "verify", "status", "plan", "render", "testbed.up"} <= set(tasks)
+    flags = invoke("--complete", "--", "invoke", "up", "--sk").stdout.split()
+    assert {"--skip-doctor", "--selective", "--plain"} <= set(flags)
+    assert {"--output", "--watch"} <= set(invoke("--complete", "--", "invoke", "status", "--").stdout.split())
+    for shell in ("bash", "zsh", "fish"):
+        script = invoke("--print-completion-script", shell)
+        assert script.returncode == 0 and "--complete" in script.stdout, shell
+
+
+def test_status_refuses_an_unknown_output_in_one_sentence():
+    run = invoke("status", "--output", "yaml", env={"KUBECONFIG": "/nonexistent"})
+    assert run.returncode == 1
+    assert run.stderr.strip() == "error: --output must be table or json, not 'yaml'."
+
+
+def test_doctor_without_a_kubeconfig_is_a_cross_naming_it_and_exits_2(tmp_path):
+    run = invoke("doctor", "--report-json", str(tmp_path / "d.json"), env={"KUBECONFIG": str(tmp_path / "none")})
+    assert run.returncode == 2
+    assert run.stdout.startswith(f"✗ context: no kubeconfig at {tmp_path / 'none'}")
+    assert '"ok": false' in (tmp_path / "d.json").read_text()
