@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import ssl
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -26,7 +25,7 @@ import urllib3
 from datamesh import kubeconfig
 from datamesh.errors import DatameshError
 from datamesh.inventory import Inventory
-from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, discovery_file, group_version_path,
+from datamesh.kube import (ApiError, Discovery, Resource, Transient, answer_of, discovery_file, group_version_path, keep,
                            kubeconfig_path, reason, ref)
 
 FIELD_MANAGER = "datamesh"
@@ -324,14 +323,3 @@ class Cluster:
 
     def endpoint_slices(self, namespace: str, service: str) -> list[dict]:
         return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, labels=f"kubernetes.io/service-name={service}")
-
-
-def keep(path: Path, data: dict) -> None:
-    """Write a cache file whole or not at all (a rename), and never fail the run for it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(data))
-        partial.replace(path)
-    except OSError:
-        pass  # a read-only home only costs the next run its discovery requests

@@ -12,7 +12,10 @@ import datetime
 import hashlib
 import hmac
 import ipaddress
+import json
 import secrets
+
+from datamesh.kube import cache_home, keep
 
 PBKDF2_ITERATIONS = 10_000  # Trino refuses fewer than 1000; it caches a checked login, so this is paid once per user
 CERT_DAYS = 3650
@@ -92,14 +95,33 @@ def self_signed(names: list[str]) -> tuple[str, str]:
 
 def certificate_covers(cert_pem: str, names: list[str]) -> bool:
     """True when the PEM certificate names every one of `names` and is valid for another 30 days."""
+    facts = certificate_facts(cert_pem)
+    if facts is None:
+        return False
+    have, not_after = facts
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    return set(names) <= have and not_after > soon.timestamp()
+
+
+def certificate_facts(cert_pem: str) -> tuple[set[str], float] | None:
+    """A certificate's DNS and IP names and its expiry (a POSIX time); None when it cannot be read.
+    Kept in the cache by the certificate's SHA-256, so a no-op `up` does not load cryptography's
+    X.509 code (about 45 ms) to learn again what one certificate says."""
+    kept = cache_home() / "certificates" / f"{hashlib.sha256(cert_pem.encode()).hexdigest()}.json"
+    try:
+        data = json.loads(kept.read_text())
+        return set(data["names"]), float(data["not_after"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     from cryptography import x509
 
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
-        return False
+        return None
     have = {str(v) for v in san.get_values_for_type(x509.DNSName)} | \
         {str(v) for v in san.get_values_for_type(x509.IPAddress)}
-    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
-    return set(names) <= have and cert.not_valid_after_utc > soon
+    not_after = cert.not_valid_after_utc.timestamp()
+    keep(kept, {"names": sorted(have), "not_after": not_after})
+    return have, not_after

@@ -115,6 +115,17 @@ def cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datamesh"
 
 
+def keep(path: Path, data: dict) -> None:
+    """Write a cache file whole or not at all (a rename), and never fail the run for it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(data))
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the next run what the file would have saved
+
+
 def discovery_file(server: str, version: str, api_version: str) -> Path:
     """One group-version's discovery answer for one API server at one version: kubectl keeps these
     per server too (~/.kube/cache/discovery); a new release of the server starts afresh."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from datamesh import diff, inventory, playbook, role
+from datamesh import diff, generated, inventory, playbook, role
 from tests.unit.helpers import rendered_for
 
 
@@ -145,3 +145,17 @@ def test_without_trino_auth_no_trino_login_is_rendered(write_inventory):
     inv = inventory.load(str(write_inventory("security: {trino_auth: false}\n")))
     names = {s["metadata"]["name"] for s in playbook.load("up").roles[1].render(inv.vars)}
     assert not names & {"trino-users", "trino-tls"}
+
+
+def test_a_certificate_is_read_once_then_its_names_and_expiry_come_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAMESH_CACHE", str(tmp_path))
+    _, cert = generated.self_signed(["trino-coordinator", "127.0.0.1"])
+    names, not_after = generated.certificate_facts(cert)
+    assert names == {"trino-coordinator", "127.0.0.1"}
+    kept = list((tmp_path / "certificates").glob("*.json"))
+    assert len(kept) == 1
+    kept[0].write_text('{"names": ["only-the-cache-says-this"], "not_after": %r}' % not_after)
+    assert generated.certificate_covers(cert, ["only-the-cache-says-this"])  # read from the cache, not the PEM
+    kept[0].write_text("not json")
+    assert generated.certificate_covers(cert, ["trino-coordinator"])  # a broken cache file is read again
+    assert generated.certificate_facts("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n") is None
