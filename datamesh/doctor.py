@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from datamesh import budget, listeners
+from datamesh import budget
 from datamesh.cluster import Cluster
 from datamesh.errors import DatameshError, shown
 from datamesh.inventory import Inventory
@@ -80,7 +80,7 @@ def resources(inventory: Inventory, manifests: list[dict], nodes: list[dict], po
 
 
 def known_architectures(path: Path = ARCHITECTURES_FILE) -> dict[str, dict]:
-    return yaml.safe_load(path.read_text()) or {}
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def images_used(inventory: Inventory, manifests: list[dict]) -> dict[str, str]:
@@ -134,7 +134,7 @@ def nodeports(inventory: Inventory, manifests: list[dict], services: list[dict])
     problems, ours = [], 0
     free = {port for port in wanted if port not in holders}
     try:
-        found = listeners.listeners(free, inventory["hosts"]["nodeports"])
+        found = held(free, inventory["hosts"]["nodeports"]) if free else {}
     except (OSError, subprocess.SubprocessError) as exc:
         return Finding("nodeports", "warn", f"cannot list the listening ports on {where} ({exc})")
     for port, service in sorted(wanted.items()):
@@ -151,8 +151,18 @@ def nodeports(inventory: Inventory, manifests: list[dict], services: list[dict])
         return Finding("nodeports", "fail", "; ".join(problems),
                        f"stop what holds it, or set those keys in {inventory.path.name} to free ports from 30000 to 32767")
     ports = sorted(wanted)
-    return Finding("nodeports", "ok", f"{ports[0]}–{ports[-1]} are free on {where}" if not ours else
-                   f"{ports[0]}–{ports[-1]}: {ours} held by the platform's own Services, the rest free on {where}")
+    span = f"{ports[0]}–{ports[-1]}" if len(ports) > 1 else str(ports[0])
+    if ours == len(ports):
+        return Finding("nodeports", "ok", f"{span}: all held by the platform's own Services")
+    return Finding("nodeports", "ok", f"{span}: free on {where}" if not ours else
+                   f"{span}: {ours} held by the platform's own Services, the rest free on {where}")
+
+
+def held(ports: set[int], nodeports: str) -> dict:
+    """The programs listening on `ports` of the NodePort host (datamesh/listeners.py, loaded only when asked)."""
+    from datamesh import listeners
+
+    return listeners.listeners(ports, nodeports)
 
 
 def volumes_requested(manifests: list[dict]) -> Decimal:

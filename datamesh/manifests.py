@@ -25,6 +25,7 @@ OURS = f"{PART_OF}={PLATFORM}"  # the label selector that lists what is ours
 DATA_KINDS = {"PersistentVolumeClaim", "Namespace"}  # data, and what holds it: only `down --purge` removes them
 # Annotations a role sets for `invoke status`: a sentence users should read about the object
 # (e.g. an archived upstream), and the path a NodePort Service's web page lives under.
+TRINO_USERS_SECRET, TRINO_TLS_SECRET = "trino-users", "trino-tls"  # the credentials role renders them (security.trino_auth)
 NOTICE = "datamesh.io/notice"
 URL_PATH = "datamesh.io/url-path"
 CONFIG_CHECKSUM = "datamesh.io/config-sha256"  # see config_checksum

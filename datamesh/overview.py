@@ -9,15 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from datamesh.inventory import Inventory
-from datamesh.manifests import COMPONENT, URL_PATH, fqdn, label, secret_name
-from datamesh.trino import USERS_SECRET
+from datamesh.manifests import COMPONENT, TRINO_USERS_SECRET, URL_PATH, fqdn, label, secret_name
 
 # nodeports key -> (namespace key, Secret, key of its password, credentials.users / lab_passwords key)
 LOGINS = {
     "jupyterhub": ("jupyterhub", secret_name("jupyterhub"), "admin-password", "jupyterhub"),
     "minio-console": ("platform", secret_name("minio"), "root-password", "minio"),
     "grafana": ("platform", secret_name("grafana"), "admin-password", "grafana"),
-    "trino": ("platform", USERS_SECRET, "admin-password", "trino"),
+    "trino": ("platform", TRINO_USERS_SECRET, "admin-password", "trino"),
 }
 COLUMNS = (("name", "ENDPOINT"), ("url", "URL"), ("in_cluster", "IN CLUSTER"), ("user", "USER"),
            ("health", "HEALTH"), ("password", "PASSWORD"))

@@ -9,9 +9,10 @@ from typing import Iterator
 
 from datamesh import probes
 from datamesh.errors import DatameshError
+from datamesh.manifests import TRINO_TLS_SECRET, TRINO_USERS_SECRET
 
 USER = "admin"  # the Trino user the seed steps run as
-USERS_SECRET, TLS_SECRET = "trino-users", "trino-tls"  # the credentials role renders them (security.trino_auth)
+USERS_SECRET, TLS_SECRET = TRINO_USERS_SECRET, TRINO_TLS_SECRET
 
 
 @dataclass(frozen=True)

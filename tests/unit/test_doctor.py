@@ -111,7 +111,7 @@ def service(name: str, port: int, ours: bool = True, namespace: str = "data-plat
 def test_nodeports_held_by_our_own_services_or_free_are_a_tick(dd):
     trino = trino_service(manifests())
     found = doctor.nodeports(dd, [trino], [trino])
-    assert found.status == "ok" and "1 held by the platform's own Services" in found.message
+    assert found.status == "ok" and found.message == "30081: all held by the platform's own Services"
 
 
 def test_a_nodeport_held_by_a_service_not_ours_is_a_cross_naming_it(dd):
