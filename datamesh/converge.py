@@ -111,6 +111,7 @@ def converge(inventory: Inventory, selected: list[Role], reporter: Reporter, sta
 def verified(role: str, rendered: list[dict], listing: Listing, cluster: Cluster, reporter: Reporter) -> None:
     """The role's fourth step: the checks of its live objects that need only the API
     (datamesh/live_checks.py, also part of `invoke verify`); the first failure fails the role."""
+    reporter.verifying(role)
     checks = live_checks.run(role, rendered, listing, cluster)
     failed = [(name, problem) for name, problem in checks if problem]
     reporter.line(f"  {role}: verified, {len(checks) - len(failed)} of {len(checks)} checks passed")

@@ -2,7 +2,8 @@
 `seed`) with its phase, the time since it started and its last event, redrawn in place under the
 lines the plain Reporter prints. Off a terminal, or with --plain, the plain Reporter runs alone.
 
-Phases: applying, pulling image, starting, waiting for readiness, verifying, done, failed, skipped.
+Phases: applying, pulling image, starting, waiting for readiness, verifying, loading (seed), done,
+failed, skipped.
 A pod the scheduler has not placed yet shows its reason in yellow while timeouts.ready lasts.
 """
 
@@ -98,6 +99,9 @@ class LiveReporter(Reporter):
     def phase(self, name: str, phase: str) -> None:
         self.set(name, phase, "")
         super().phase(name, phase)
+
+    def verifying(self, name: str) -> None:
+        self.set(name, "verifying", "")
 
     def object_done(self, result: ObjectResult) -> None:
         if self.current:

@@ -138,9 +138,9 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_time
     """Converge the selected roles in order (check, apply, wait, verify) holding the platform's lock;
     after a failed role the rest are skipped. First `invoke doctor`'s checks (unless `doctor` is False):
     a ✗ refuses before anything is applied."""
-    reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
     rendered = render_all(selected, inventory)
     cluster = connect(inventory, reporter)
+    reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
     if doctor:
         problems = [f for f in examined(inventory, [o for objs in rendered.values() for o in objs], cluster, reporter)
                     if f.status == "fail"]

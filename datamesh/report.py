@@ -39,6 +39,9 @@ class Reporter:
         """A component entering a phase (waiting for readiness, verifying)."""
         self.line(f"  {name}: {phase}")
 
+    def verifying(self, name: str) -> None:
+        """A component's checks begin; their result gets its own line, so plain output says nothing here."""
+
     def object_done(self, result: ObjectResult) -> None:
         action = f" ({result.action}d)" if result.action in ("create", "update") else ""
         self.line(f"  {result.status + ':':9}{result.ref}{action}")

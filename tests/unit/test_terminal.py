@@ -81,6 +81,8 @@ def test_live_rows_follow_each_component_through_its_phases():
     assert reporter.rows["postgres"].phase == "pulling image"
     reporter.waiting(obj, "0/1 ready; warning: pod postgres-sales-0 is Pending: 0/1 nodes are available")
     assert reporter.rows["postgres"].phase == "starting" and reporter.rows["postgres"].warning
+    reporter.verifying("postgres")
+    assert reporter.rows["postgres"].phase == "verifying" and not reporter.rows["postgres"].warning
     reporter.role_start("trino")
     reporter.role_failed("trino", "Deployment data-platform/trino-coordinator was not ready; more")
     done, failed = Result("postgres"), Result("trino", error="not ready")
