@@ -16,6 +16,7 @@ from invoke import Collection, Exit, task
 from datamesh import diagnostics, inventory as inventories, live, playbook as playbooks, report, status as statuses, teardown
 from datamesh.errors import DatameshError
 from datamesh.role import Result
+from testbed import tasks as testbeds
 
 INVENTORY_HELP = "inventory name (inventory/NAME.yml) or path to a YAML file; default $DATAMESH_INVENTORY, else docker-desktop"
 ONLY_HELP = "comma-separated roles to run, e.g. postgres,credentials (their dependencies must be included)"
@@ -157,11 +158,8 @@ def doctor(c, inventory=None, only=None, skip=None, report_json=None):
     from datamesh import doctor as doctors
 
     inv, selected = playbooks.selection(inventory, playbooks.parse_list(only), playbooks.parse_list(skip), dependencies=False)
-    rendered = playbooks.render_all(selected, inv)
-    findings = playbooks.examined(inv, [obj for objs in rendered.values() for obj in objs], None, report.Reporter())
-    if report_json:
-        doctors.write_json(findings, Path(report_json))
-    problems = doctors.failed(findings)
+    manifests = [obj for objects in playbooks.render_all(selected, inv).values() for obj in objects]
+    problems = doctors.failed(doctors.run(inv, manifests, print, report_json=Path(report_json) if report_json else None))
     if problems:
         raise Exit(f"error: {len(problems)} check(s) failed; fix them as each line says, then run `invoke doctor` again.", code=2)
 
@@ -249,47 +247,6 @@ def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=N
     _finish(reporter, results, report_json, functools.partial(diagnostics.after_results, inv, selected))
 
 
-TESTBEDS = ("cluster", "services")
-
-
-def _testbeds(only: str | None) -> list[str]:
-    chosen = playbooks.parse_list(only) or list(TESTBEDS)
-    unknown = [name for name in chosen if name not in TESTBEDS]
-    if unknown:
-        raise Exit(f"error: --only names {', '.join(unknown)}; testbeds are: {', '.join(TESTBEDS)}.", code=1)
-    return chosen
-
-
-@task(name="up", help={"only": "cluster or services (default: both)"})
-def testbed_up(c, only=None):
-    """Start the test clusters: a real control plane with KWOK nodes, and the services run natively; both: joined. Builds what is missing."""
-    import importlib
-
-    from testbed.common import TestbedError
-
-    chosen = _testbeds(only)
-    try:
-        for name in chosen:
-            importlib.import_module(f"testbed.{name}").up()
-        if set(chosen) == set(TESTBEDS):  # the pods reach the programs: testbed/joined.py
-            importlib.import_module("testbed.joined").up()
-    except TestbedError as error:
-        raise Exit(f"error: {error}", code=1) from None
-    print("testbed ready: run `. .testbed/env` to point datamesh and kubectl at it")
-
-
-@task(name="down", help={"only": "cluster or services (default: both)"})
-def testbed_down(c, only=None):
-    """Stop the testbeds; nothing of them keeps running."""
-    import importlib
-
-    chosen = _testbeds(only)
-    if "cluster" in chosen and importlib.import_module("testbed.cluster").is_up():
-        importlib.import_module("testbed.joined").down()
-    for name in reversed(chosen):
-        importlib.import_module(f"testbed.{name}").down()
-
-
 @task(help={"inventory": INVENTORY_HELP})
 @_exits
 def images(c, inventory=None):
@@ -309,5 +266,4 @@ def cluster_config(c, for_=None, inventory=None):
     print(clusterconfig.render(for_ or "", clusterconfig.inventory_for(for_ or "", inventory)), end="")
 
 
-testbed = Collection("testbed", testbed_up, testbed_down)
-namespace = Collection(up, doctor, down, plan, render, status, seed, verify, images, cluster_config, testbed)
+namespace = Collection(up, doctor, down, plan, render, status, seed, verify, images, cluster_config, testbeds.collection)

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -41,6 +42,17 @@ class Finding:
 
     def line(self) -> str:
         return f"{MARKS[self.status]} {self.check}: {self.message}" + (f"; {self.fix}" if self.fix else "")
+
+
+def run(inventory: Inventory, manifests: list[dict], say: Callable[[str], None], cluster: Cluster | None = None,
+        report_json: Path | None = None) -> list[Finding]:
+    """Every check, said one line each, and written as JSON when asked; the findings."""
+    findings = examine(inventory, manifests, cluster)
+    for finding in findings:
+        say(finding.line())
+    if report_json:
+        write_json(findings, report_json)
+    return findings
 
 
 def examine(inventory: Inventory, manifests: list[dict], cluster: Cluster | None = None) -> list[Finding]:

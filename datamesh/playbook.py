@@ -142,8 +142,10 @@ def up(inventory: Inventory, selected: list[Role], reporter: Reporter, lock_time
     cluster = connect(inventory, reporter)
     reporter.line(f"inventory: {inventory.path} | roles: {', '.join(r.name for r in selected)}")
     if doctor:
-        problems = [f for f in examined(inventory, [o for objs in rendered.values() for o in objs], cluster, reporter)
-                    if f.status == "fail"]
+        from datamesh import doctor as doctors
+
+        problems = doctors.failed(doctors.run(inventory, [o for objs in rendered.values() for o in objs], reporter.line,
+                                              cluster))
         if problems:
             raise DatameshError(f"the doctor found {len(problems)} problem(s) and nothing was applied; first, "
                                 f"{problems[0].check}: {problems[0].message}. Fix it, or pass --skip-doctor to go ahead.")
@@ -166,16 +168,6 @@ def what_you_got(inventory: Inventory, selected: list[Role], results: list[Resul
         reporter.line(f"\nENDPOINTS (NodePorts on {inventory['hosts']['address']}; `invoke status` shows them again) " + "*" * 10)
         for line in overview.table(rows):
             reporter.line(line)
-
-
-def examined(inventory: Inventory, manifests: list[dict], cluster: Cluster | None, reporter: Reporter) -> list:
-    """`invoke doctor`'s checks (datamesh/doctor.py), one line each."""
-    from datamesh import doctor
-
-    findings = doctor.examine(inventory, manifests, cluster)
-    for finding in findings:
-        reporter.line(finding.line())
-    return findings
 
 
 @dataclass
