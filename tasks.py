@@ -142,7 +142,7 @@ def _workers(text: str) -> int:
 def down(c, components=None, selective=False, purge=False, yes=False, cascade=False, dry_run=False,
          inventory=None, report_json=None, lock_timeout=None, plain=False):
     """Remove datamesh components (all by default); data volumes are kept unless --purge."""
-    reporter = live.reporter(plain)
+    reporter = live.reporter(plain, "deleting")
     results = teardown.down(inventories.load(inventory), reporter, requested=playbooks.parse_list(components),
                             selective=selective, cascade=cascade, purge=purge, dry_run=dry_run, yes=yes,
                             lock_timeout=_seconds("--lock-timeout", lock_timeout))
@@ -240,7 +240,7 @@ def seed(c, seed="42", scale="1", only=None, reset=False, yes=False, inventory=N
     from datamesh import sampledata, seed as seeding
 
     data = sampledata.Dataset(seed=_seed_number(str(seed)), scale=_scale(str(scale)))
-    reporter = live.reporter(plain)
+    reporter = live.reporter(plain, "running")
     inv, selected = _selection(inventory)
     results = seeding.seed(inv, reporter, data=data, only=playbooks.parse_list(only),
                            reset=reset, yes=yes, lock_timeout=_seconds("--lock-timeout", lock_timeout))

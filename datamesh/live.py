@@ -2,7 +2,7 @@
 `seed`) with its phase, the time since it started and its last event, redrawn in place under the
 lines the plain Reporter prints. Off a terminal, or with --plain, the plain Reporter runs alone.
 
-Phases: applying, pulling image, starting, waiting for readiness, verifying, loading (seed), done,
+Phases: applying (deleting for down, running for seed), pulling image, starting, waiting for readiness, verifying, loading (seed), done,
 failed, skipped.
 A pod the scheduler has not placed yet shows its reason in yellow while timeouts.ready lasts.
 """
@@ -34,8 +34,9 @@ class Row:
 class LiveReporter(Reporter):
     """The plain Reporter's lines, plus the rows kept live at the bottom of the terminal."""
 
-    def __init__(self, stream: TextIO | None = None):
+    def __init__(self, stream: TextIO | None = None, first_phase: str = "applying"):
         super().__init__(stream)
+        self.first_phase = first_phase  # what a component does first: applying (up), deleting (down), running (seed)
         from rich.console import Console
         from rich.live import Live
 
@@ -74,7 +75,7 @@ class LiveReporter(Reporter):
 
     def set(self, name: str, phase: str | None = None, event: str | None = None, warning: bool = False) -> None:
         self.start()
-        row = self.rows.setdefault(name, Row(phase or "applying"))
+        row = self.rows.setdefault(name, Row(phase or self.first_phase))
         if phase:
             row.phase = phase
             row.ended = time.monotonic() if phase in ("done", "failed", "skipped") else None
@@ -85,7 +86,7 @@ class LiveReporter(Reporter):
 
     def role_start(self, name: str) -> None:
         self.current = name
-        self.set(name, "applying")
+        self.set(name, self.first_phase)
         super().role_start(name)
 
     def role_skipped(self, name: str) -> None:
@@ -132,6 +133,6 @@ class LiveReporter(Reporter):
         super().recap(results)
 
 
-def reporter(plain: bool = False) -> Reporter:
+def reporter(plain: bool = False, first_phase: str = "applying") -> Reporter:
     """The live reporter on a terminal, else (or with `plain`) the plain one."""
-    return Reporter() if plain or not sys.stdout.isatty() else LiveReporter()
+    return Reporter() if plain or not sys.stdout.isatty() else LiveReporter(first_phase=first_phase)

@@ -91,3 +91,11 @@ def test_live_rows_follow_each_component_through_its_phases():
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # colours and cursor moves
     assert "ROLE [postgres]" in text and "RECAP" in text
     assert re.search(r"postgres +done +\d+s", text) and re.search(r"trino +failed +\d+s +Deployment", text)
+
+
+def test_down_rows_start_deleting_and_seed_rows_running():
+    for first in ("deleting", "running"):
+        reporter = LiveReporter(Terminal(), first_phase=first)
+        reporter.role_start("grafana")
+        assert reporter.rows["grafana"].phase == first
+        reporter.close()
