@@ -97,7 +97,8 @@ def _lsof(ports: set[int]) -> dict[int, Listener]:
     lsof = shutil.which("lsof")
     if lsof is None or not ports:
         return {}
-    args = [lsof, "-nP", "-sTCP:LISTEN", "-Fpcn", *(f"-iTCP:{port}" for port in sorted(ports))]
+    # +c0: the whole command name (lsof cuts it to 9 characters, "com.docke", unless told)
+    args = [lsof, "+c0", "-nP", "-sTCP:LISTEN", "-Fpcn", *(f"-iTCP:{port}" for port in sorted(ports))]
     out = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
     found: dict[int, Listener] = {}
     pid, program = 0, ""
