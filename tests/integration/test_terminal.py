@@ -244,3 +244,51 @@ def test_down_selective_in_a_terminal_ticks_two_components_shows_the_plan_and_as
         rows = [line.split() for line in screen.splitlines() if line.split()[:1] in (["grafana"], ["dbt-docs"])]
         assert ["dbt-docs", "done"] in [row[:2] for row in rows] and ["grafana", "done"] in [row[:2] for row in rows]
         converged(datamesh)
+
+
+def run_in_pane(tmux, env, tmp_path, command: str) -> tuple[Pane, Path]:
+    done = tmp_path / "exit-code"
+    return Pane(tmux, f"cd {ROOT} && {sys.executable} -m invoke {command}; echo $? > {done}; sleep 600", env), done
+
+
+def finished(done: Path, pane: Pane, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert done.exists(), pane.screen()
+    return done.read_text().strip()
+
+
+def test_up_selective_adds_what_the_ticked_component_needs_and_says_so(tmux, datamesh, env, tmp_path):
+    converged(datamesh)
+    pane, done = run_in_pane(tmux, env, tmp_path, "up --selective --plain")
+    try:
+        pane.wait_for("Components to bring up")
+        pane.keys(*["Down"] * 7, "Space")  # grafana
+        pane.wait_for("● grafana")
+        pane.keys("Enter")
+        assert finished(done, pane) == "0"
+        screen = pane.screen()
+    finally:
+        pane.close()
+    assert "grafana needs namespaces, credentials: added." in screen
+    assert "| roles: namespaces, credentials, grafana" in screen
+    assert "ENDPOINTS" in screen and "http://localhost:30083" in screen
+
+
+def test_status_watch_redraws_until_ctrl_c_and_exits_by_the_last_health(tmux, datamesh, env, tmp_path):
+    converged(datamesh)
+    pane, done = run_in_pane(tmux, env, tmp_path, "status --watch 1")
+    try:
+        pane.wait_for("every 1s, Ctrl-C to stop")
+        first = pane.screen()
+        deadline = time.monotonic() + 30
+        while pane.screen() == first:  # the clock in the first line moves on each redraw
+            assert time.monotonic() < deadline, first
+            time.sleep(0.2)
+        pane.keys("C-c")
+        assert finished(done, pane, timeout=30) == "0"
+        screen = pane.screen()
+    finally:
+        pane.close()
+    assert "endpoints (NodePorts on localhost)" in screen and "ready" in screen
