@@ -118,11 +118,7 @@ def _lsof(ports: set[int]) -> dict[int, Listener]:
 def _remote(ports: set[int], nodeports: str) -> dict[int, Listener]:
     """One `ss -Hltnp` on the SSH host (OpenSSH's client, as for the NodePorts' forward)."""
     target = ssh_target(nodeports)
-    command = ["ssh", "-o", "BatchMode=yes", "-p", str(target.port)]
-    command += ["-F", target.config] if target.config else []
-    command += ["-i", target.identity] if target.identity else []
-    command += ["-l", target.user] if target.user else []
-    done = subprocess.run([*command, target.host, "ss -Hltnp"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*target.options(), target.host, "ss -Hltnp"], capture_output=True, text=True, timeout=60)
     return parse_ss(done.stdout, ports)
 
 

@@ -39,6 +39,13 @@ class SshTarget:
     config: str | None
     identity: str | None
 
+    def options(self, ssh: str = "ssh") -> list[str]:
+        """OpenSSH's client with this target's port, config, identity and user, never prompting."""
+        command = [ssh, "-o", "BatchMode=yes", "-p", str(self.port)]
+        command += ["-F", self.config] if self.config else []
+        command += ["-i", self.identity] if self.identity else []
+        return command + (["-l", self.user] if self.user else [])
+
 
 def testinfra_spec(nodeports: str) -> str:
     """The testinfra host spec of `hosts.nodeports`: local:// for local, the ssh:// URL as written."""
@@ -99,11 +106,7 @@ class NodePorts:
             raise DatameshError(f"hosts.nodeports is {self.where}, which needs the OpenSSH client `ssh` on this "
                                 "machine's PATH; install it (Debian: apt install openssh-client) or set hosts.nodeports: local.")
         tunnels = {port: free_port() for port in sorted(set(self.ports.values()))}
-        command = [ssh, "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
-                   "-p", str(target.port)]
-        command += ["-F", target.config] if target.config else []
-        command += ["-i", target.identity] if target.identity else []
-        command += ["-l", target.user] if target.user else []
+        command = target.options(ssh) + ["-N", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15"]
         for port, local in tunnels.items():
             command += ["-L", f"127.0.0.1:{local}:{self.address}:{port}"]
         errors = tempfile.TemporaryFile()
